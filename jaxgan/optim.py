@@ -1,0 +1,121 @@
+"""Optimizers for GANs: WGAN weight clipping as an optax transform, and the papers' optimizers.
+
+``clip_weights(c)`` goes **last** in an optax chain. It rewrites the incoming updates so that
+``params + updates`` is the projection of the unclipped step onto the box [−c, c]: it clips the
+*parameters*, not the updates (``optax.clip`` clips updates; that is not weight clipping). This is
+the "clip after each critic step" form of the WGAN-GP code and most ports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgan.losses import Objective
+
+
+class ClipWeightsState(NamedTuple):
+    """Weight clipping keeps no state."""
+
+
+def _bound_in(dtype: Any, c: float) -> jax.Array:
+    """The largest value of ``dtype`` that is <= c, so a clipped leaf never exceeds c itself."""
+    bound = np.asarray(c, dtype=dtype)
+    while float(bound) > c:
+        bound = np.nextafter(bound, np.asarray(0, dtype=dtype))
+    return jnp.asarray(bound, dtype)
+
+
+def _project_update(u: jax.Array, p: jax.Array, c: float) -> jax.Array:
+    c = _bound_in(p.dtype, c)
+    target = jnp.clip(p + u, -c, c)
+    new_u = target - p
+    # p + (target - p) can round one ulp outside the box; step the update inward until it lands.
+    for _ in range(2):
+        landed = p + new_u
+        new_u = jnp.where(landed > c, jnp.nextafter(new_u, -jnp.inf), new_u)
+        new_u = jnp.where(landed < -c, jnp.nextafter(new_u, jnp.inf), new_u)
+    return new_u.astype(u.dtype)
+
+
+def clip_weights(c: float, mask: Any = None) -> optax.GradientTransformation:
+    """WGAN weight clipping: the emitted updates land every selected parameter in [−c, c].
+
+    Args:
+      c: the bound, > 0 (the WGAN paper uses 0.01).
+      mask: optional pytree of booleans (or a callable of params returning one) selecting the
+        parameters to clip, as in ``optax.masked``; default: every parameter, biases and
+        normalisation scales included, as in the paper.
+
+    Use it last in a chain, e.g. ``optax.chain(optax.rmsprop(5e-5), clip_weights(0.01))``.
+    ``update`` must be called with ``params``.
+    """
+    if not isinstance(c, (int, float)) or isinstance(c, bool) or not c > 0:
+        raise ValueError(f"clip_weights: c must be a positive number, got {c!r}.")
+    c = float(c)
+
+    def init_fn(params: Any) -> ClipWeightsState:
+        del params
+        return ClipWeightsState()
+
+    def update_fn(updates: Any, state: ClipWeightsState, params: Any = None):
+        if params is None:
+            raise ValueError(
+                "clip_weights needs the current parameters: call update(updates, state, params). "
+                "It clips parameters, so it cannot work on updates alone."
+            )
+        new_updates = jax.tree.map(lambda u, p: _project_update(u, p, c), updates, params)
+        return new_updates, state
+
+    tx = optax.GradientTransformation(init_fn, update_fn)
+    return optax.masked(tx, mask) if mask is not None else tx
+
+
+def optimizer_from_defaults(
+    name: str,
+    learning_rate: float,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+) -> optax.GradientTransformation:
+    """Adam or RMSProp by name (optax's RMSProp: decay 0.9, eps 1e-8 inside the sqrt)."""
+    if learning_rate <= 0:
+        raise ValueError(f"learning rate must be positive, got {learning_rate}.")
+    if name == "adam":
+        return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+    if name == "rmsprop":
+        return optax.rmsprop(learning_rate, decay=0.9, eps=eps)
+    raise ValueError(f"unknown optimizer {name!r}; valid names: adam, rmsprop.")
+
+
+def paper_optimizers(
+    objective: Objective,
+    *,
+    lr_g: float | None = None,
+    lr_d: float | None = None,
+    betas: tuple[float, float] | None = None,
+    clip: float | None = None,
+) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """(generator_tx, critic_tx) with the objective's paper defaults, optionally overridden.
+
+    The critic's chain ends in :func:`clip_weights` when the objective clips (``clip`` overrides
+    the bound). wgan: RMSProp 5e-5, clip 0.01; wgan-gp: Adam 1e-4, β (0, 0.9); gan/nsgan/hinge/
+    lsgan: Adam 2e-4, β (0.5, 0.999).
+    """
+    d = objective.optimizer
+    b1, b2 = betas if betas is not None else (d.b1, d.b2)
+    gen = optimizer_from_defaults(
+        d.name, lr_g if lr_g is not None else d.learning_rate, b1=b1, b2=b2, eps=d.eps
+    )
+    critic = optimizer_from_defaults(
+        d.name, lr_d if lr_d is not None else d.learning_rate, b1=b1, b2=b2, eps=d.eps
+    )
+    bound = clip if clip is not None else objective.clip
+    if bound is not None:
+        critic = optax.chain(critic, clip_weights(bound))
+    return gen, critic

@@ -1,0 +1,353 @@
+"""Progressive-growing schedule: stage lists, per-resolution settings and phases by images shown.
+
+Pure Python (no jax). Following Karras et al. 2018, training at each resolution is a sequence of
+phases measured in images shown to the critic: stabilise at the first resolution, then for every
+next resolution a fade-in (``alpha`` rising linearly 0 -> 1 by images shown) followed by a
+stabilisation. ``alpha`` is a function of the image count alone, so a resumed run replays the same
+trajectory.
+
+Command-line helpers raise ``ValueError`` with a message naming the flag, for the caller to turn
+into a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+__all__ = [
+    "DEFAULT_BATCH_PER_RES",
+    "Phase",
+    "PhaseSchedule",
+    "check_batch_per_res_for_mbstd",
+    "check_schedule_against_source",
+    "default_batch_size",
+    "parse_batch_per_res",
+    "parse_per_res_float",
+    "parse_stage_schedule",
+]
+
+_SCHEDULE_FLAG = "--stage_schedule"
+_SCHEDULE_HELP = (
+    "allowed: powers of two >= 4, each the double of the one before, written out ('4,8,16') or "
+    "with an ellipsis between two written ends ('4,8,...,1024')"
+)
+
+#: Minibatch size per resolution from the paper (Karras et al. 2018, appendix A.1).
+DEFAULT_BATCH_PER_RES: dict[int, int] = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16}
+DEFAULT_BATCH_PER_RES.update({256: 14, 512: 6, 1024: 3})
+
+
+def _schedule_error(text: str, why: str) -> ValueError:
+    return ValueError(f"{_SCHEDULE_FLAG}={text!r}: {why}; {_SCHEDULE_HELP}")
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _parse_res_token(token: str, text: str) -> int:
+    try:
+        value = int(token)
+    except ValueError:
+        raise _schedule_error(text, f"{token!r} is not an integer resolution") from None
+    if value < 4:
+        raise _schedule_error(text, f"resolution {value} is below 4")
+    if not _is_pow2(value):
+        raise _schedule_error(text, f"resolution {value} is not a power of two")
+    return value
+
+
+def _check_doubling(values: Sequence[int], text: str) -> None:
+    for a, b in zip(values, values[1:], strict=False):
+        if b != 2 * a:
+            raise _schedule_error(
+                text, f"{b} after {a} is not its double (stages must grow by exactly 2x)"
+            )
+
+
+def parse_stage_schedule(text: str) -> list[int]:
+    """Parse ``--stage_schedule`` into a list of resolutions, e.g. ``[4, 8, 16]``.
+
+    Accepted: an explicit list ``"4,8,16"`` (one entry is allowed) or the ellipsis form
+    ``"4,8,...,1024"``: at least two consecutive doublings before ``...`` and one or more after it,
+    the gap filled by doubling. Every resolution must be a power of two >= 4 and each the double of
+    the previous one. Raises ValueError naming the flag otherwise.
+    """
+    if text is None or not str(text).strip():
+        raise _schedule_error(str(text), "the schedule is empty")
+    raw = str(text).replace("…", "...")
+    tokens = [t.strip() for t in raw.split(",")]
+    if any(not t for t in tokens):
+        raise _schedule_error(text, "empty entry (stray comma)")
+    n_ellipsis = sum(t == "..." for t in tokens)
+    if any("." in t and t != "..." for t in tokens):
+        bad = next(t for t in tokens if "." in t and t != "...")
+        raise _schedule_error(text, f"{bad!r} is neither an integer nor '...'")
+    if n_ellipsis == 0:
+        values = [_parse_res_token(t, text) for t in tokens]
+        _check_doubling(values, text)
+        return values
+    if n_ellipsis > 1:
+        raise _schedule_error(text, "'...' may appear only once")
+    i = tokens.index("...")
+    head_tokens, tail_tokens = tokens[:i], tokens[i + 1 :]
+    if len(head_tokens) < 2:
+        raise _schedule_error(
+            text, "write at least two resolutions before '...' (e.g. '4,8,...,64')"
+        )
+    if not tail_tokens:
+        raise _schedule_error(text, "'...' must be followed by the last resolution")
+    head = [_parse_res_token(t, text) for t in head_tokens]
+    tail = [_parse_res_token(t, text) for t in tail_tokens]
+    _check_doubling(head, text)
+    _check_doubling(tail, text)
+    if tail[0] <= head[-1]:
+        raise _schedule_error(
+            text, f"the resolution after '...' ({tail[0]}) must exceed the one before ({head[-1]})"
+        )
+    middle = []
+    r = head[-1] * 2
+    while r < tail[0]:
+        middle.append(r)
+        r *= 2
+    return head + middle + tail
+
+
+def check_schedule_against_source(schedule: Sequence[int], native_resolution: int | None) -> None:
+    """ValueError (naming ``--stage_schedule``) if the schedule ends above a fixed-size source.
+
+    ``native_resolution=None`` means the source can be resized to any resolution (no check).
+    """
+    if native_resolution is None or not schedule:
+        return
+    if schedule[-1] > native_resolution:
+        raise ValueError(
+            f"{_SCHEDULE_FLAG}: the last resolution {schedule[-1]} exceeds the data source's "
+            f"native resolution {native_resolution}; end the schedule at or below it"
+        )
+
+
+def default_batch_size(resolution: int) -> int:
+    """Paper minibatch at ``resolution``: 16 up to 128, 14 at 256, 6 at 512, 3 at 1024 and above."""
+    if resolution <= 128:
+        return 16
+    if resolution <= 256:
+        return 14
+    if resolution <= 512:
+        return 6
+    return 3
+
+
+def _parse_res_map(text: str, flag: str, value_kind: str, convert) -> dict[int, object]:
+    """Parse ``"4:64,8:32"`` into ``{4: convert('64'), 8: convert('32')}``; errors name ``flag``."""
+    allowed = f"allowed: comma-separated RES:{value_kind} pairs, e.g. '4:64,8:32'"
+    out: dict[int, object] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ValueError(f"{flag}={text!r}: empty entry (stray comma); {allowed}")
+        if item.count(":") != 1:
+            raise ValueError(f"{flag}={text!r}: {item!r} is not RES:VALUE; {allowed}")
+        res_s, val_s = (s.strip() for s in item.split(":"))
+        try:
+            res = int(res_s)
+        except ValueError:
+            raise ValueError(
+                f"{flag}={text!r}: resolution {res_s!r} is not an integer; {allowed}"
+            ) from None
+        if res < 4 or not _is_pow2(res):
+            raise ValueError(
+                f"{flag}={text!r}: resolution {res} is not a power of two >= 4; {allowed}"
+            )
+        if res in out:
+            raise ValueError(f"{flag}={text!r}: resolution {res} given twice; {allowed}")
+        try:
+            out[res] = convert(val_s)
+        except ValueError as e:
+            raise ValueError(
+                f"{flag}={text!r}: bad value {val_s!r} for {res} ({e}); {allowed}"
+            ) from None
+    return out
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise ValueError("must be a positive integer")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    v = float(s)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError("must be a positive finite number")
+    return v
+
+
+def parse_batch_per_res(text: str | None, schedule: Sequence[int]) -> dict[int, int]:
+    """Minibatch size for every resolution of ``schedule``.
+
+    Defaults per the paper (:func:`default_batch_size`); ``text`` like ``"4:64,8:64,16:32"``
+    overrides the given resolutions, which must belong to the schedule. Errors name
+    ``--batch_per_res``.
+    """
+    flag = "--batch_per_res"
+    out = {int(r): default_batch_size(int(r)) for r in schedule}
+    if text is None or not text.strip():
+        return out
+    given = _parse_res_map(text, flag, "BATCH", _positive_int)
+    for res, batch in given.items():
+        if res not in out:
+            raise ValueError(
+                f"{flag}={text!r}: resolution {res} is not in the stage schedule {list(schedule)}; "
+                "allowed: RES:BATCH pairs for resolutions of the schedule"
+            )
+        out[res] = int(batch)
+    return out
+
+
+def check_batch_per_res_for_mbstd(batch_per_res: Mapping[int, int], group_size: int) -> None:
+    """ValueError (naming ``--batch_per_res``) if a batch does not split into mbstd groups.
+
+    The critic's minibatch-stddev layer uses groups of ``min(group_size, batch)`` and needs the
+    batch (the one the critic sees in one call) to be a multiple of that. Note the paper's 14 at
+    256 and 6 at 512 are *not* multiples of the default group size 4. ``group_size <= 1`` (mbstd
+    off) accepts everything.
+    """
+    if group_size <= 1:
+        return
+    bad = {r: b for r, b in batch_per_res.items() if b % min(group_size, b)}
+    if bad:
+        pairs = ",".join(f"{r}:{b}" for r, b in sorted(bad.items()))
+        raise ValueError(
+            f"--batch_per_res: minibatch {pairs} is not a multiple of the minibatch-stddev group "
+            f"size {group_size}; allowed: batches that are multiples of {group_size} or below it "
+            "(or change the group size)"
+        )
+
+
+def parse_per_res_float(
+    text: str | None, flag_name: str, schedule: Sequence[int] | None = None
+) -> dict[int, float]:
+    """Parse an optional per-resolution float map such as ``"4:1e-3,8:1e-3"`` (e.g. learning rates).
+
+    Returns only the resolutions written (``{}`` for ``None`` / empty); values must be positive and
+    finite. With ``schedule`` given, every resolution must belong to it. Errors name ``flag_name``.
+    """
+    if text is None or not text.strip():
+        return {}
+    out = _parse_res_map(text, flag_name, "VALUE", _positive_float)
+    if schedule is not None:
+        for res in out:
+            if res not in schedule:
+                raise ValueError(
+                    f"{flag_name}={text!r}: resolution {res} is not in the stage schedule "
+                    f"{list(schedule)}; allowed: RES:VALUE pairs for resolutions of the schedule"
+                )
+    return {int(k): float(v) for k, v in out.items()}
+
+
+class Phase(NamedTuple):
+    """One phase of a progressive schedule, evaluated at some image count.
+
+    ``index``: position in :meth:`PhaseSchedule.phases`; ``resolution``: the stage being trained
+    (the one faded *into* during a fade); ``stage``: index of ``resolution`` in the schedule;
+    ``fading``: fade-in phase or not; ``alpha``: fade coefficient in [0, 1] (1.0 when stable);
+    ``start_images`` / ``end_images``: the phase covers ``start_images <= n < end_images``.
+    """
+
+    index: int
+    resolution: int
+    stage: int
+    fading: bool
+    alpha: float
+    start_images: int
+    end_images: int
+
+
+class PhaseSchedule:
+    """Stabilise / fade phases by images shown.
+
+    Phases in order: stable(r0), fade(r1), stable(r1), fade(r2), stable(r2), ..., the last stable
+    phase lasting ``kimg_stable`` too, so :attr:`total_images` is finite. Phase lengths are
+    ``round(kimg * 1000)`` images (fractions of a kimg allowed). ``kimg_fade = 0`` drops the fade
+    phases (the resolution switches at once). ``kimg_stable`` must be positive.
+    """
+
+    def __init__(self, resolutions: Sequence[int], kimg_stable: float, kimg_fade: float) -> None:
+        res = tuple(int(r) for r in resolutions)
+        if not res:
+            raise ValueError("PhaseSchedule needs at least one resolution")
+        for a, b in zip(res, res[1:], strict=False):
+            if b != 2 * a:
+                raise ValueError(f"PhaseSchedule resolutions must double each stage, got {res}")
+        if not (math.isfinite(kimg_stable) and kimg_stable > 0):
+            raise ValueError(f"kimg_stable must be positive, got {kimg_stable}")
+        if not (math.isfinite(kimg_fade) and kimg_fade >= 0):
+            raise ValueError(f"kimg_fade must be >= 0, got {kimg_fade}")
+        stable_len = round(kimg_stable * 1000)
+        fade_len = round(kimg_fade * 1000)
+        if stable_len < 1:
+            raise ValueError(f"kimg_stable={kimg_stable} rounds to 0 images")
+        self.resolutions: tuple[int, ...] = res
+        self.kimg_stable = float(kimg_stable)
+        self.kimg_fade = float(kimg_fade)
+        bounds: list[tuple[int, int, bool, int, int]] = []  # (stage, res, fading, start, end)
+        start = 0
+        for stage, r in enumerate(res):
+            if stage > 0 and fade_len > 0:
+                bounds.append((stage, r, True, start, start + fade_len))
+                start += fade_len
+            bounds.append((stage, r, False, start, start + stable_len))
+            start += stable_len
+        self._bounds = tuple(bounds)
+
+    def __repr__(self) -> str:
+        return (
+            f"PhaseSchedule(resolutions={list(self.resolutions)}, "
+            f"kimg_stable={self.kimg_stable}, kimg_fade={self.kimg_fade})"
+        )
+
+    @property
+    def total_images(self) -> int:
+        """Images shown over the whole schedule (end of the last stable phase)."""
+        return self._bounds[-1][4]
+
+    def phases(self) -> list[Phase]:
+        """Every phase, in order, each evaluated at its start (``alpha`` 0 for fades, 1 stable)."""
+        return [
+            Phase(i, r, stage, fading, 0.0 if fading else 1.0, s, e)
+            for i, (stage, r, fading, s, e) in enumerate(self._bounds)
+        ]
+
+    def phase_at(self, images_seen: int) -> Phase:
+        """The phase a step starting after ``images_seen`` images belongs to, with its ``alpha``.
+
+        ``alpha = clip((images_seen - start) / (end - start), 0, 1)`` in a fade, 1.0 when stable.
+        At or past :attr:`total_images` the last (stable) phase is returned.
+        """
+        n = int(images_seen)
+        if n < 0:
+            raise ValueError(f"images_seen must be >= 0, got {images_seen}")
+        for i, (stage, r, fading, s, e) in enumerate(self._bounds):
+            if n < e or i == len(self._bounds) - 1:
+                alpha = min(max((n - s) / (e - s), 0.0), 1.0) if fading else 1.0
+                return Phase(i, r, stage, fading, alpha, s, e)
+        raise AssertionError("unreachable")
+
+    def alpha_at(self, images_seen: int) -> float:
+        """Shorthand for ``phase_at(images_seen).alpha``."""
+        return self.phase_at(images_seen).alpha
+
+    def done(self, images_seen: int) -> bool:
+        """True once ``images_seen >= total_images``."""
+        return int(images_seen) >= self.total_images
+
+    def stage_boundaries(self) -> Mapping[int, tuple[int, int]]:
+        """``{resolution: (first image, end image)}`` over its fade and stable phases."""
+        out: dict[int, tuple[int, int]] = {}
+        for _, r, _, s, e in self._bounds:
+            out[r] = (out[r][0], e) if r in out else (s, e)
+        return out

@@ -1,0 +1,86 @@
+"""Sample images on disk: PNG grids of generated images and 2-D scatter plots with the critic."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [-1, 1] -> uint8 in [0, 255] (values outside are clipped)."""
+    x = (np.asarray(images, np.float32) + 1.0) * 127.5
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """(N, H, W, C) float in [-1, 1] -> one uint8 (rows·H, cols·W, 3) grid with ``pad`` px gaps."""
+    x = to_uint8(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, H, W, C), got shape {x.shape}.")
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    n, h, w, _ = x.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y0, x0 = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y0 : y0 + h, x0 : x0 + w] = x[i]
+    return grid
+
+
+def upscale(img: np.ndarray, min_size: int = 256) -> np.ndarray:
+    """Nearest-neighbour upscale by an integer factor so that small grids are visible."""
+    f = max(1, min_size // max(img.shape[:2]))
+    return img.repeat(f, axis=0).repeat(f, axis=1) if f > 1 else img
+
+
+def save_png(path: str, img: np.ndarray) -> None:
+    """Write a uint8 HxWx3 image atomically (temp file + rename)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    Image.fromarray(img).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def toy_plot(
+    real: np.ndarray,
+    fake: np.ndarray,
+    critic_values: np.ndarray,
+    extent: float,
+    size: int = 400,
+) -> np.ndarray:
+    """A scatter of real (orange) and generated (green) 2-D points over the critic's heat map.
+
+    ``critic_values``: (G, G) critic scores on a grid spanning [-extent, extent]² (row 0 = top,
+    largest y). Returns a uint8 (size, size, 3) image; a darker blue background = lower score.
+    """
+    v = np.asarray(critic_values, np.float64)
+    span = v.max() - v.min()
+    t = (v - v.min()) / span if span > 0 else np.zeros_like(v)
+    heat = np.stack([40 + 150 * t, 60 + 160 * t, 120 + 135 * t], -1).astype(np.uint8)
+    img = np.asarray(Image.fromarray(heat).resize((size, size), Image.Resampling.BILINEAR)).copy()
+    # Iso-lines every tenth of the range: mark pixels where the decile changes.
+    level = np.floor(np.asarray(Image.fromarray((t * 255).astype(np.uint8)).resize((size, size)))
+                     / 25.6)
+    edge = (np.diff(level, axis=0, prepend=level[:1]) != 0) | (
+        np.diff(level, axis=1, prepend=level[:, :1]) != 0
+    )
+    img[edge] = (230, 230, 230)
+
+    def plot(points: np.ndarray, color: tuple[int, int, int]) -> None:
+        p = np.asarray(points, np.float64)
+        col = np.rint((p[:, 0] + extent) / (2 * extent) * (size - 1)).astype(int)
+        row = np.rint((extent - p[:, 1]) / (2 * extent) * (size - 1)).astype(int)
+        keep = (col >= 1) & (col < size - 1) & (row >= 1) & (row < size - 1)
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                img[row[keep] + dr, col[keep] + dc] = color
+
+    plot(real, (255, 140, 0))
+    plot(fake, (20, 200, 60))
+    return img

@@ -1,0 +1,250 @@
+"""The GAN train step: a pure function over a state pytree, compiled once with ``jax.jit``.
+
+One call runs ``n_critic`` critic updates — each on a fresh real batch (a ``lax.scan`` over a stacked
+``[n_critic, B, ...]`` batch) and fresh noise — then one generator update, and the generator EMA.
+Models are Flax NNX modules split into (graphdef, params, rest); the step merges them inside the
+trace, so nothing is mutated outside it. Losses, penalties and weight clipping come from a
+:class:`jaxgan.losses.Objective` and the optax transforms (clipping is in the critic's chain).
+
+Non-finite guard: an update whose loss or gradients are not finite is skipped (that network's
+parameters, optimizer state and batch statistics stay as they were) and counted; ``streak`` counts
+consecutive train steps that skipped anything, for the run loop to stop on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxgan import losses as losses_lib
+from jaxgan import penalties
+
+# apply(module, x, alpha) -> output. alpha is the traced fade-in coefficient (ignored by
+# non-progressive models).
+ApplyFn = Callable[[nnx.Module, jax.Array, jax.Array], jax.Array]
+RealTransform = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def plain_apply(module: nnx.Module, x: jax.Array, alpha: jax.Array) -> jax.Array:
+    """Call a non-progressive model, ignoring alpha."""
+    del alpha
+    return module(x)
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a step reads and writes. All leaves are arrays (replicated over the mesh).
+
+    ``g_params``/``d_params``: nnx.Param states; ``g_rest``/``d_rest``: other variables (BatchNorm
+    statistics). ``ema``: EMA of the generator's params (an empty dict when EMA is off).
+    ``key``: raw uint32 PRNG key data. ``step``: train steps done. ``skipped``: total skipped updates.
+    ``streak``: consecutive steps with a skipped update.
+    """
+
+    g_params: Any
+    g_rest: Any
+    d_params: Any
+    d_rest: Any
+    g_opt: Any
+    d_opt: Any
+    ema: Any
+    key: jax.Array
+    step: jax.Array
+    skipped: jax.Array
+    streak: jax.Array
+
+
+def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """(graphdef, params, rest) of an NNX module."""
+    return nnx.split(model, nnx.Param, ...)
+
+
+def init_train_state(
+    generator: nnx.Module,
+    critic: nnx.Module,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    key: jax.Array,
+    *,
+    ema: bool = False,
+) -> tuple[TrainState, nnx.GraphDef, nnx.GraphDef]:
+    """The initial state and the two graphdefs. ``key``: a PRNG key for the step's randomness."""
+    g_def, g_params, g_rest = split_model(generator)
+    d_def, d_params, d_rest = split_model(critic)
+    state = TrainState(
+        g_params=g_params,
+        g_rest=g_rest,
+        d_params=d_params,
+        d_rest=d_rest,
+        g_opt=g_tx.init(g_params),
+        d_opt=d_tx.init(d_params),
+        ema=jax.tree.map(jnp.copy, g_params) if ema else {},
+        key=jax.random.key_data(key),
+        step=jnp.zeros((), jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+        streak=jnp.zeros((), jnp.int32),
+    )
+    return state, g_def, d_def
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _run(graphdef: nnx.GraphDef, params: Any, rest: Any, fn: Callable, *args) -> tuple[Any, Any]:
+    """Merge a module, call ``fn(module, *args)``, return (output, the module's new rest state)."""
+    module = nnx.merge(graphdef, params, rest)
+    out = fn(module, *args)
+    _, _, new_rest = split_model(module)
+    return out, new_rest
+
+
+def make_train_step(
+    g_graphdef: nnx.GraphDef,
+    d_graphdef: nnx.GraphDef,
+    objective: losses_lib.Objective,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    *,
+    latent_dim: int,
+    ema_decay: float = 0.0,
+    g_apply: ApplyFn = plain_apply,
+    d_apply: ApplyFn = plain_apply,
+    real_transform: RealTransform | None = None,
+) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """Build ``step(state, reals, alpha) -> (state, metrics)`` (pure; jit it with the mesh).
+
+    ``reals``: ``(n_critic, B, ...)`` real samples, one batch per critic update; ``alpha``: a float32
+    scalar passed to ``g_apply``/``d_apply``/``real_transform`` (the fade-in coefficient).
+    ``metrics``: float32 scalars — critic and generator loss, W estimate (E[f(real)] − E[f(fake)]),
+    each penalty term, gradient norms at x̂, mean real and fake scores, skipped updates.
+    """
+    gp_scale = objective.penalty_scale()
+    use_gp = objective.gp_weight > 0
+    use_drift = objective.drift_weight > 0
+
+    def critic_loss(d_params, d_rest, x_real, fake, key, alpha):
+        d_module = nnx.merge(d_graphdef, d_params, d_rest)
+        s_real = d_apply(d_module, x_real, alpha)
+        s_fake = d_apply(d_module, fake, alpha)
+        loss = objective.critic_loss(s_real, s_fake)
+        aux = {
+            "critic_loss": loss,
+            "w_estimate": losses_lib.wasserstein_estimate(s_real, s_fake),
+            "real_score": jnp.mean(s_real.astype(jnp.float32)),
+            "fake_score": jnp.mean(s_fake.astype(jnp.float32)),
+        }
+        if use_gp:
+            gp, norms = penalties.gradient_penalty_and_norms(
+                lambda x: d_apply(d_module, x, alpha),
+                x_real,
+                fake,
+                key,
+                target=objective.gp_target,
+                one_sided=objective.gp_one_sided,
+            )
+            loss = loss + gp_scale * gp
+            aux.update(gp=gp, grad_norm=jnp.mean(norms), grad_norm_max=jnp.max(norms))
+        if use_drift:
+            drift = penalties.drift_penalty(s_real)
+            loss = loss + objective.drift_weight * drift
+            aux["drift"] = drift
+        _, _, new_rest = split_model(d_module)
+        aux["critic_total"] = loss
+        return loss, (aux, new_rest)
+
+    def generator_loss(g_params, g_rest, d_params, d_rest, z, alpha):
+        fake, new_g_rest = _run(g_graphdef, g_params, g_rest, g_apply, z, alpha)
+        scores, _ = _run(d_graphdef, d_params, d_rest, d_apply, fake, alpha)
+        return objective.generator_loss(scores), new_g_rest
+
+    def step(state: TrainState, reals: jax.Array, alpha: jax.Array):
+        alpha = jnp.asarray(alpha, jnp.float32)
+        n_critic, batch = reals.shape[0], reals.shape[1]
+        key = jax.random.wrap_key_data(state.key)
+        key, k_critic, k_gen = jax.random.split(key, 3)
+
+        def critic_update(carry, inputs):
+            d_params, d_rest, d_opt, g_rest, skipped = carry
+            x_real, k = inputs
+            kz, kgp = jax.random.split(k)
+            if real_transform is not None:
+                x_real = real_transform(x_real, alpha)
+            z = jax.random.normal(kz, (batch, latent_dim), jnp.float32)
+            fake, new_g_rest = _run(g_graphdef, state.g_params, g_rest, g_apply, z, alpha)
+            fake = jax.lax.stop_gradient(fake).astype(x_real.dtype)
+            grad_fn = jax.value_and_grad(critic_loss, has_aux=True)
+            (loss, (aux, new_d_rest)), grads = grad_fn(d_params, d_rest, x_real, fake, kgp, alpha)
+            ok = jnp.isfinite(loss) & _all_finite(grads)
+            updates, new_opt = d_tx.update(grads, d_opt, d_params)
+            new_params = optax.apply_updates(d_params, updates)
+            d_params, d_opt, d_rest = _select(
+                ok, (new_params, new_opt, new_d_rest), (d_params, d_opt, d_rest)
+            )
+            g_rest = _select(ok, new_g_rest, g_rest)
+            return (d_params, d_rest, d_opt, g_rest, skipped + (~ok).astype(jnp.int32)), aux
+
+        carry = (state.d_params, state.d_rest, state.d_opt, state.g_rest, jnp.zeros((), jnp.int32))
+        keys = jax.random.split(k_critic, n_critic)
+        (d_params, d_rest, d_opt, g_rest, d_skipped), d_aux = jax.lax.scan(
+            critic_update, carry, (reals, keys)
+        )
+        metrics = jax.tree.map(jnp.mean, d_aux)
+
+        z = jax.random.normal(k_gen, (batch, latent_dim), jnp.float32)
+        (g_loss, new_g_rest), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+            state.g_params, g_rest, d_params, d_rest, z, alpha
+        )
+        g_ok = jnp.isfinite(g_loss) & _all_finite(g_grads)
+        g_updates, new_g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
+        new_g_params = optax.apply_updates(state.g_params, g_updates)
+        g_params, g_opt, g_rest = _select(
+            g_ok, (new_g_params, new_g_opt, new_g_rest), (state.g_params, state.g_opt, g_rest)
+        )
+        ema = state.ema
+        if ema_decay > 0:
+            ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, g_params)
+
+        skipped_now = d_skipped + (~g_ok).astype(jnp.int32)
+        metrics.update(generator_loss=g_loss, skipped=skipped_now.astype(jnp.float32))
+        new_state = TrainState(
+            g_params=g_params,
+            g_rest=g_rest,
+            d_params=d_params,
+            d_rest=d_rest,
+            g_opt=g_opt,
+            d_opt=d_opt,
+            ema=ema,
+            key=jax.random.key_data(key),
+            step=state.step + 1,
+            skipped=state.skipped + skipped_now,
+            streak=jnp.where(skipped_now > 0, state.streak + 1, 0),
+        )
+        return new_state, metrics
+
+    return step
+
+
+def generate(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    rest: Any,
+    z: jax.Array,
+    alpha: jax.Array | float = 1.0,
+    apply: ApplyFn = plain_apply,
+) -> jax.Array:
+    """Samples from a generator in inference mode (BatchNorm uses its running averages)."""
+    module = nnx.merge(graphdef, params, rest)
+    module.eval()
+    return apply(module, z, jnp.asarray(alpha, jnp.float32))
