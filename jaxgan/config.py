@@ -123,63 +123,137 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--loss", default="wgan-gp", choices=sorted(losses.OBJECTIVES), help="the objective")
-    a("--dataset", default=DEFAULT_DATASET,
-      help="tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
-           + ", ".join(TOY_DATASETS))
-    a("--model", default="auto", choices=MODELS,
-      help="auto: mlp for 2-D toys, progressive for images (dcgan when --stage_schedule=none)")
-    a("--steps", type=int, default=None,
-      help="generator steps (default: 3000 toys, 5000 dcgan; progressive: from the kimg schedule)")
-    a("--batch_size", type=int, default=None,
-      help="global batch (default: 256 toys, 64 dcgan/mlp images; progressive: --batch_per_res)")
-    a("--n_critic", type=int, default=None, help="critic steps per generator step (default: loss's)")
+    a(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
+        + ", ".join(TOY_DATASETS),
+    )
+    a(
+        "--model",
+        default="auto",
+        choices=MODELS,
+        help="auto: mlp for 2-D toys, progressive for images (dcgan when --stage_schedule=none)",
+    )
+    a(
+        "--steps",
+        type=int,
+        default=None,
+        help="generator steps (default: 3000 toys, 5000 dcgan; progressive: from the kimg schedule)",
+    )
+    a(
+        "--batch_size",
+        type=int,
+        default=None,
+        help="global batch (default: 256 toys, 64 dcgan/mlp images; progressive: --batch_per_res)",
+    )
+    a(
+        "--n_critic",
+        type=int,
+        default=None,
+        help="critic steps per generator step (default: loss's)",
+    )
     a("--gp_weight", type=float, default=None, help="gradient-penalty weight λ (default: loss's)")
     a("--gp_target", type=float, default=1.0, help="gradient-penalty target γ (PGGAN; λ/γ² scale)")
-    a("--drift", type=float, default=None,
-      help="drift penalty ε·E[D(x)²] (default: 0.001 progressive wgan-gp, else 0)")
+    a(
+        "--drift",
+        type=float,
+        default=None,
+        help="drift penalty ε·E[D(x)²] (default: 0.001 progressive wgan-gp, else 0)",
+    )
     a("--clip", type=float, default=None, help="weight clipping bound c (wgan only; default 0.01)")
     a("--lr_g", type=float, default=None, help="generator learning rate (default: loss's)")
     a("--lr_d", type=float, default=None, help="critic learning rate (default: loss's)")
     a("--betas", default=None, help="Adam betas 'b1,b2' (default: loss's)")
-    a("--ema", type=float, default=None,
-      help="generator EMA decay β; 0 = off (default: 0, progressive 0.999)")
-    a("--latent_dim", type=int, default=None,
-      help="noise dimension (default: 2 toys, 128 dcgan/mlp, progressive 512 or the quick preset's)")
+    a(
+        "--ema",
+        type=float,
+        default=None,
+        help="generator EMA decay β; 0 = off (default: 0, progressive 0.999)",
+    )
+    a(
+        "--latent_dim",
+        type=int,
+        default=None,
+        help="noise dimension (default: 2 toys, 128 dcgan/mlp, progressive 512 or the quick preset's)",
+    )
     a("--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)")
     a("--seed", type=int, default=0)
     a("--log_every", type=int, default=100, help="steps between metric logs (host syncs only here)")
     a("--sample_every", type=int, default=500, help="steps between sample grids (0 = only at end)")
     a("--ckpt_every", type=int, default=1000, help="steps between checkpoints (and at the end)")
     a("--keep_checkpoints", type=int, default=3, help="how many checkpoints to keep")
-    a("--resume", action=argparse.BooleanOptionalAction, default=True,
-      help="resume from the run directory's latest checkpoint; --no-resume refuses an existing run")
+    a(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resume from the run directory's latest checkpoint; --no-resume refuses an existing run",
+    )
     a("--quiet", action="store_true", help="plain log lines instead of a progress bar")
-    a("--max_skips", type=int, default=20,
-      help="stop after this many consecutive steps with non-finite gradients")
-    a("--critic_norm", default="auto", choices=("auto", "batch", "layer", "none"),
-      help="critic normalisation (auto: batch for gan/nsgan/wgan dcgan, none with a penalty)")
+    a(
+        "--max_skips",
+        type=int,
+        default=20,
+        help="stop after this many consecutive steps with non-finite gradients",
+    )
+    a(
+        "--critic_norm",
+        default="auto",
+        choices=("auto", "batch", "layer", "none"),
+        help="critic normalisation (auto: batch for gan/nsgan/wgan dcgan, none with a penalty)",
+    )
     a("--hidden", default="512,512,512", help="MLP hidden widths")
     a("--width", type=int, default=64, help="DCGAN base width")
-    a("--data_dir", default=None, help="tfds data dir (default: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)")
-    a("--download", action="store_true", help="prepare a tfds dataset (needs TensorFlow + internet)")
+    a(
+        "--data_dir",
+        default=None,
+        help="tfds data dir (default: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)",
+    )
+    a(
+        "--download",
+        action="store_true",
+        help="prepare a tfds dataset (needs TensorFlow + internet)",
+    )
     a("--mirror", action="store_true", help="random horizontal flips")
-    a("--dtype", default="float32", choices=("float32", "bfloat16"),
-      help="compute dtype (bf16: float32 params and optimizer state)")
+    a(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="compute dtype (bf16: float32 params and optimizer state)",
+    )
     g = p.add_argument_group("progressive growing")
-    g.add_argument("--stage_schedule", default=None,
-                   help="resolutions, e.g. 4,8,16 or 4,8,...,1024 (default for images: 4,8,...,<native>)")
-    g.add_argument("--kimg_per_phase", type=float, default=None,
-                   help="thousands of images per stabilise and per fade phase (paper: 800)")
+    g.add_argument(
+        "--stage_schedule",
+        default=None,
+        help="resolutions, e.g. 4,8,16 or 4,8,...,1024 (default for images: 4,8,...,<native>)",
+    )
+    g.add_argument(
+        "--kimg_per_phase",
+        type=float,
+        default=None,
+        help="thousands of images per stabilise and per fade phase (paper: 800)",
+    )
     g.add_argument("--kimg_stable", type=float, default=None, help="overrides --kimg_per_phase")
     g.add_argument("--kimg_fade", type=float, default=None, help="overrides --kimg_per_phase")
-    g.add_argument("--batch_per_res", default=None,
-                   help="e.g. 4:64,8:64 (default: 16 up to 128, 14 at 256, 6 at 512, 3 at 1024)")
-    g.add_argument("--lr_per_res", default=None, help="per-resolution learning rates, e.g. 128:1.5e-3")
-    g.add_argument("--fmap_base", type=int, default=None, help="widths min(fmap_base/2^stage, fmap_max)")
+    g.add_argument(
+        "--batch_per_res",
+        default=None,
+        help="e.g. 4:64,8:64 (default: 16 up to 128, 14 at 256, 6 at 512, 3 at 1024)",
+    )
+    g.add_argument(
+        "--lr_per_res", default=None, help="per-resolution learning rates, e.g. 128:1.5e-3"
+    )
+    g.add_argument(
+        "--fmap_base", type=int, default=None, help="widths min(fmap_base/2^stage, fmap_max)"
+    )
     g.add_argument("--fmap_max", type=int, default=None)
     g.add_argument("--mbstd_group", type=int, default=4, help="minibatch-stddev group size")
-    g.add_argument("--reset_adam", action=argparse.BooleanOptionalAction, default=True,
-                   help="reset Adam moments when a fade and a stabilisation start")
+    g.add_argument(
+        "--reset_adam",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reset Adam moments when a fade and a stabilisation start",
+    )
     e = p.add_argument_group("evaluation")
     e.add_argument("--eval_every", type=int, default=0, help="steps between evaluations (0 = off)")
     e.add_argument("--eval_metrics", default="swd", help="comma list of: swd, ms_ssim, modes")
@@ -223,7 +297,11 @@ def resolve(ns: argparse.Namespace) -> Config:
             model = "progressive"
     if is_toy and model in ("dcgan", "progressive"):
         raise ConfigError(f"--model={model} needs an image dataset; --dataset={ns.dataset} is 2-D.")
-    if ns.stage_schedule is not None and ns.stage_schedule.lower() != "none" and model != "progressive":
+    if (
+        ns.stage_schedule is not None
+        and ns.stage_schedule.lower() != "none"
+        and model != "progressive"
+    ):
         raise ConfigError(f"--stage_schedule needs --model=progressive (got --model={model}).")
     progressive = model == "progressive"
 
@@ -250,7 +328,9 @@ def resolve(ns: argparse.Namespace) -> Config:
         except ValueError:
             betas = ()
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ConfigError(f"--betas must be two numbers in [0, 1) like 0.5,0.9; got {ns.betas!r}.")
+            raise ConfigError(
+                f"--betas must be two numbers in [0, 1) like 0.5,0.9; got {ns.betas!r}."
+            )
     optimizer = obj.optimizer.name
     lr = obj.optimizer.learning_rate
     n_critic = ns.n_critic or obj.n_critic
@@ -291,7 +371,9 @@ def resolve(ns: argparse.Namespace) -> Config:
             batch_per_res = prog.parse_batch_per_res(
                 ns.batch_per_res or ("4:64,8:64,16:32,32:32" if quick else None), stage_schedule
             )
-            lr_per_res = prog.parse_per_res_float(ns.lr_per_res, "--lr_per_res") if ns.lr_per_res else {}
+            lr_per_res = (
+                prog.parse_per_res_float(ns.lr_per_res, "--lr_per_res") if ns.lr_per_res else {}
+            )
         except ValueError as e:
             raise ConfigError(str(e)) from None
         per_phase = ns.kimg_per_phase or (10.0 if quick else 800.0)
@@ -309,7 +391,9 @@ def resolve(ns: argparse.Namespace) -> Config:
         ema = ns.ema if ns.ema is not None else 0.999
     batch_default = 256 if is_toy else 64
     steps_default = 3000 if is_toy else 5000
-    workdir = ns.workdir or f"runs/{ns.dataset.replace(':', '_').replace('/', '_')}-{ns.loss}-{model}"
+    workdir = (
+        ns.workdir or f"runs/{ns.dataset.replace(':', '_').replace('/', '_')}-{ns.loss}-{model}"
+    )
     eval_metrics = tuple(m.strip() for m in ns.eval_metrics.split(",") if m.strip())
     bad = [m for m in eval_metrics if m not in ("swd", "ms_ssim", "modes")]
     if bad:

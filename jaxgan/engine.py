@@ -83,7 +83,9 @@ def build_models(config: Config, data_shape: tuple[int, ...], seed: int):
         from jaxgan.models.mlp import MLPCritic, MLPGenerator
 
         output = "linear" if config.is_toy else "tanh"
-        g = MLPGenerator(config.latent_dim, data_shape, hidden=config.hidden, output=output, rngs=rngs)
+        g = MLPGenerator(
+            config.latent_dim, data_shape, hidden=config.hidden, output=output, rngs=rngs
+        )
         norm = "layer" if config.critic_norm == "layer" else "none"
         d = MLPCritic(data_shape, hidden=config.hidden, norm=norm, rngs=rngs)
         return g, d
@@ -266,7 +268,9 @@ class Run:
             for r in self.config.stage_schedule
             if os.path.exists(os.path.join(out, f"strip_{r:04d}.npy"))
         ]
-        samples.save_png(os.path.join(out, "growth_strip.png"), samples.upscale(np.concatenate(rows)))
+        samples.save_png(
+            os.path.join(out, "growth_strip.png"), samples.upscale(np.concatenate(rows))
+        )
 
     def _toy_plot(self, state, pipe, path: str) -> None:
         toy = pipe.toy
@@ -340,8 +344,9 @@ class Run:
             enabled=self.is_main,
         )
         if latest is not None:
-            logger.message(f"resumed from {checkpointer.directory} at step {step}, "
-                           f"{images_seen} images seen")
+            logger.message(
+                f"resumed from {checkpointer.directory} at step {step}, {images_seen} images seen"
+            )
         stop = _StopFlag()
         old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -384,7 +389,9 @@ class Run:
                 images_seen += c.n_critic * phase.batch_size
                 pending.append(metrics)
 
-                done = (step >= c.steps) if self.schedule is None else self.schedule.done(images_seen)
+                done = (
+                    (step >= c.steps) if self.schedule is None else self.schedule.done(images_seen)
+                )
                 if step % c.log_every == 0 or done or stop.signum is not None:
                     record, streak = self._summarise(pending, state, step, images_seen, phase)
                     now = time.perf_counter()

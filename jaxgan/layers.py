@@ -153,8 +153,9 @@ class PixelNorm(nnx.Module):
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
     """Append the minibatch standard deviation as one extra channel (last axis).
 
-    Follows the authors' code: ``G = min(group_size, N)`` and the batch ``N`` must be a multiple of
-    ``G``. Groups are *strided*: sample ``i`` belongs to group ``i mod (N // G)`` (the batch is
+    Follows the authors' code: ``G = min(group_size, N)``. Where ``N`` is not a multiple of that
+    (the paper's minibatch 14 at 256² and 6 at 512² with groups of 4, on which the official reshape
+    fails), ``G`` is the largest divisor of ``N`` not above ``group_size`` (14 -> 2, 6 -> 3). Groups are *strided*: sample ``i`` belongs to group ``i mod (N // G)`` (the batch is
     reshaped to ``(G, N // G, H, W, C)``). Per group, in float32: subtract the group mean, take the
     *biased* variance (mean of squares over the group), add 1e-8, take the square root and average
     over ``H, W, C`` -> one scalar per group, broadcast to every sample of the group as a constant
@@ -166,11 +167,8 @@ def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
         raise ValueError(f"minibatch_stddev group_size must be >= 1, got {group_size}")
     n, h, w, c = x.shape
     g = min(group_size, n)
-    if n % g != 0:
-        raise ValueError(
-            f"minibatch_stddev: batch size {n} is not divisible by the group size {g} "
-            f"(group_size={group_size}); use a batch that is a multiple of it"
-        )
+    while n % g:
+        g -= 1
     m = n // g
     y = x.astype(jnp.float32).reshape(g, m, h, w, c)  # sample i -> (i // m, i % m)
     y = y - jnp.mean(y, axis=0, keepdims=True)

@@ -49,8 +49,12 @@ class RunLogger:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                file=sys.stdout, mininterval=1.0,
+                total=total_steps,
+                initial=start_step,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stdout,
+                mininterval=1.0,
             )
         self._last_time = time.perf_counter()
 
@@ -69,8 +73,15 @@ class RunLogger:
             self._tb.flush()
         short = {
             k: record[k]
-            for k in ("images_per_sec", "critic_loss", "generator_loss", "w_estimate", "resolution",
-                      "alpha", "modes_captured")
+            for k in (
+                "images_per_sec",
+                "critic_loss",
+                "generator_loss",
+                "w_estimate",
+                "resolution",
+                "alpha",
+                "modes_captured",
+            )
             if k in record and isinstance(record[k], (int, float))
         }
         if self._bar is not None:

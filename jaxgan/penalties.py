@@ -59,7 +59,9 @@ def per_sample_grad_sq_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
 def interpolates(real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
     """x̂ = ε·real + (1 − ε)·fake with ε ~ U[0, 1), one scalar per sample: shape of ``real``."""
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {real.shape} and {fake.shape}.")
+        raise ValueError(
+            f"real and fake must have the same shape, got {real.shape} and {fake.shape}."
+        )
     eps_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     dtype = _compute_dtype(real.dtype)
     eps = jax.random.uniform(key, eps_shape, dtype=dtype)

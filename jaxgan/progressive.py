@@ -20,7 +20,6 @@ __all__ = [
     "DEFAULT_BATCH_PER_RES",
     "Phase",
     "PhaseSchedule",
-    "check_batch_per_res_for_mbstd",
     "check_schedule_against_source",
     "default_batch_size",
     "parse_batch_per_res",
@@ -206,26 +205,6 @@ def parse_batch_per_res(text: str | None, schedule: Sequence[int]) -> dict[int, 
             )
         out[res] = int(batch)
     return out
-
-
-def check_batch_per_res_for_mbstd(batch_per_res: Mapping[int, int], group_size: int) -> None:
-    """ValueError (naming ``--batch_per_res``) if a batch does not split into mbstd groups.
-
-    The critic's minibatch-stddev layer uses groups of ``min(group_size, batch)`` and needs the
-    batch (the one the critic sees in one call) to be a multiple of that. Note the paper's 14 at
-    256 and 6 at 512 are *not* multiples of the default group size 4. ``group_size <= 1`` (mbstd
-    off) accepts everything.
-    """
-    if group_size <= 1:
-        return
-    bad = {r: b for r, b in batch_per_res.items() if b % min(group_size, b)}
-    if bad:
-        pairs = ",".join(f"{r}:{b}" for r, b in sorted(bad.items()))
-        raise ValueError(
-            f"--batch_per_res: minibatch {pairs} is not a multiple of the minibatch-stddev group "
-            f"size {group_size}; allowed: batches that are multiples of {group_size} or below it "
-            "(or change the group size)"
-        )
 
 
 def parse_per_res_float(

@@ -65,8 +65,9 @@ def toy_plot(
     heat = np.stack([40 + 150 * t, 60 + 160 * t, 120 + 135 * t], -1).astype(np.uint8)
     img = np.asarray(Image.fromarray(heat).resize((size, size), Image.Resampling.BILINEAR)).copy()
     # Iso-lines every tenth of the range: mark pixels where the decile changes.
-    level = np.floor(np.asarray(Image.fromarray((t * 255).astype(np.uint8)).resize((size, size)))
-                     / 25.6)
+    level = np.floor(
+        np.asarray(Image.fromarray((t * 255).astype(np.uint8)).resize((size, size))) / 25.6
+    )
     edge = (np.diff(level, axis=0, prepend=level[:1]) != 0) | (
         np.diff(level, axis=1, prepend=level[:, :1]) != 0
     )

@@ -5,8 +5,17 @@ import sys
 
 import pytest
 
-HEAVY = ["tensorflow_datasets", "grain", "orbax", "tensorflow", "jaxgan.models", "jaxgan.data",
-         "jaxgan.train", "jaxgan.checkpoint", "flax"]
+HEAVY = [
+    "tensorflow_datasets",
+    "grain",
+    "orbax",
+    "tensorflow",
+    "jaxgan.models",
+    "jaxgan.data",
+    "jaxgan.train",
+    "jaxgan.checkpoint",
+    "flax",
+]
 
 
 @pytest.mark.parametrize("module", ["jaxgan.losses", "jaxgan.optim", "jaxgan.penalties"])

@@ -144,8 +144,11 @@ def test_minibatch_stddev_small_batch_and_errors():
     x = np.random.default_rng(7).normal(size=(3, 2, 2, 2))
     got = np.asarray(minibatch_stddev(jnp.asarray(x, jnp.float32), 4))  # G = min(4, 3) = 3
     np.testing.assert_allclose(got, _np_mbstd(x, 4, strided=True, biased=True), rtol=1e-5)
-    with pytest.raises(ValueError, match="divisible"):
-        minibatch_stddev(jnp.zeros((6, 2, 2, 2)), 4)
+    # The paper's batch 6 (512²) and 14 (256²) with groups of 4: the largest divisor <= 4 is used.
+    for n, g in ((6, 3), (14, 2)):
+        y = np.random.default_rng(n).normal(size=(n, 2, 2, 2))
+        got = np.asarray(minibatch_stddev(jnp.asarray(y, jnp.float32), 4))
+        np.testing.assert_allclose(got, _np_mbstd(y, g, strided=True, biased=True), rtol=1e-5)
     xb = jnp.asarray(x, jnp.bfloat16)
     assert minibatch_stddev(xb, 4).dtype == jnp.bfloat16
 

@@ -14,8 +14,10 @@ from jaxgan.optim import clip_weights, paper_optimizers
 def _params(seed=0):
     rng = np.random.default_rng(seed)
     return {
-        "dense": {"kernel": jnp.asarray(rng.normal(0, 0.5, (8, 4)), jnp.float32),
-                  "bias": jnp.asarray(rng.normal(0, 0.5, (4,)), jnp.float32)},
+        "dense": {
+            "kernel": jnp.asarray(rng.normal(0, 0.5, (8, 4)), jnp.float32),
+            "bias": jnp.asarray(rng.normal(0, 0.5, (4,)), jnp.float32),
+        },
         "norm_scale": jnp.ones((4,), jnp.float32),
     }
 

@@ -126,7 +126,9 @@ def test_double_backprop_matches_central_finite_differences_float64():
 def test_zero_gradient_gives_finite_double_backprop():
     critic = lambda x: jnp.sum(x * 0.0, axis=1)
     real, fake = jnp.ones((3, 2)), jnp.zeros((3, 2))
-    g = jax.grad(lambda s: losses.gradient_penalty(lambda x: s * critic(x), real, fake, jax.random.key(0)))(1.0)
+    g = jax.grad(
+        lambda s: losses.gradient_penalty(lambda x: s * critic(x), real, fake, jax.random.key(0))
+    )(1.0)
     assert bool(jnp.isfinite(g))
 
 
@@ -146,4 +148,6 @@ def test_bad_critic_output_and_shape_mismatch_are_clear():
     with pytest.raises(ValueError, match="critic_fn must map"):
         losses.gradient_penalty(lambda x: x, jnp.ones((2, 3)), jnp.ones((2, 3)), jax.random.key(0))
     with pytest.raises(ValueError, match="same shape"):
-        losses.gradient_penalty(lambda x: x[:, 0], jnp.ones((2, 3)), jnp.ones((3, 3)), jax.random.key(0))
+        losses.gradient_penalty(
+            lambda x: x[:, 0], jnp.ones((2, 3)), jnp.ones((3, 3)), jax.random.key(0)
+        )

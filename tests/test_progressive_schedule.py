@@ -5,7 +5,6 @@ import pytest
 from jaxgan.progressive import (
     DEFAULT_BATCH_PER_RES,
     PhaseSchedule,
-    check_batch_per_res_for_mbstd,
     check_schedule_against_source,
     default_batch_size,
     parse_batch_per_res,
@@ -147,13 +146,3 @@ def test_fractional_kimg_and_determinism():
     for bad in (([4, 16], 1, 1), ([4, 8], 0, 1), ([4, 8], 1, -1), ([], 1, 1)):
         with pytest.raises(ValueError):
             PhaseSchedule(*bad)
-
-
-def test_batch_per_res_against_mbstd_group():
-    check_batch_per_res_for_mbstd({4: 16, 8: 3, 16: 8}, 4)  # 3 < 4: one group of 3
-    check_batch_per_res_for_mbstd({256: 14, 512: 6}, 1)  # mbstd off
-    check_batch_per_res_for_mbstd({256: 14, 512: 6}, 2)
-    with pytest.raises(ValueError, match="--batch_per_res.*256:14,512:6"):
-        check_batch_per_res_for_mbstd(
-            parse_batch_per_res(None, [4, 8, 16, 32, 64, 128, 256, 512]), 4
-        )

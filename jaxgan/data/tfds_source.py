@@ -167,7 +167,7 @@ def tfds_source(
     if n == 0:
         raise ValueError(f"dataset=tfds:{name}:{split} is empty.")
     shape = features[key].shape
-    channels = 1 if grayscale else int(shape[-1] or 3)
+    channels = 1 if grayscale or shape[-1] == 1 else 3  # RGBA loses its alpha
     if shape[0] is None or shape[1] is None:
         probe = [ds[i][key] for i in range(min(n, _PROBE_RECORDS))]
         height = min(int(p.shape[0]) for p in probe)

@@ -55,3 +55,8 @@ def padded_batches(array: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndar
             pad = np.zeros((batch_size - valid, *batch.shape[1:]), batch.dtype)
             batch = np.concatenate([np.asarray(batch), pad], axis=0)
         yield batch, valid
+
+
+def path_names(path: tuple[Any, ...]) -> tuple[str, ...]:
+    """Names of a jax key path into an nnx.State (dict keys only; Variable ``.value`` dropped)."""
+    return tuple(str(p.key) for p in path if hasattr(p, "key"))

@@ -20,7 +20,9 @@ def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.") from None
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}."
+        ) from None
 
 
 class MLPGenerator(nnx.Module):

@@ -1,0 +1,34 @@
+"""The README's example runs as written, and its test command is the one .ci/run runs."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        return f.read()
+
+
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", _readme(), re.S)
+    assert blocks, "README has no python example"
+    out = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "critic loss:" in out.stdout
+
+
+def test_readme_commands_match_ci():
+    bash = re.findall(r"```bash\n(.*?)```", _readme(), re.S)
+    run_cmd, test_cmd = bash[0].strip(), bash[1].strip()
+    assert run_cmd.endswith("python experiments/run.py")
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read()
+    install = re.search(r"pip install -c constraints.txt -e \"\.\[offline,test\]\"", test_cmd)
+    assert install and install.group(0) in ci
+    pytest_cmd = test_cmd.split("&& ")[-1]
+    assert pytest_cmd in ci
