@@ -95,6 +95,17 @@ class Config:
         d["lr_per_res"] = {str(k): v for k, v in self.lr_per_res.items()}
         return d
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Config:
+        """Rebuild a Config from ``config.json`` (as written by :meth:`to_json`)."""
+        d = dict(d)
+        for k in ("betas", "hidden", "stage_schedule", "eval_metrics"):
+            d[k] = tuple(d[k])
+        d["batch_per_res"] = {int(k): int(v) for k, v in d["batch_per_res"].items()}
+        d["lr_per_res"] = {int(k): float(v) for k, v in d["lr_per_res"].items()}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
     # Settings that define the shape of the state: a checkpoint made with other values of these
     # cannot be resumed, and resuming must refuse rather than silently overwrite.
     STRUCTURAL = (

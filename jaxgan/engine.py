@@ -296,6 +296,27 @@ class Run:
         m = toy_mode_metrics(pts, toy.centers, toy.std)
         return {k: float(v) for k, v in m.items()}
 
+    def build(self):
+        """Data pipeline, models and the initial replicated state (sets graphdefs and latents)."""
+        c = self.config
+        phase = self.phase_at(0)
+        pipe = self._data(phase)
+        shape = (2,) if pipe.kind == "points" else (
+            pipe.native_resolution, pipe.native_resolution, pipe.channels
+        )  # fmt: skip
+        if self.schedule is not None:
+            shape = (c.stage_schedule[-1], c.stage_schedule[-1], pipe.channels)
+        g, d = build_models(c, shape, c.seed)
+        g_tx, d_tx = build_optimizers(c, self.objective, phase.resolution)
+        state, self.g_def, self.d_def = train.init_train_state(
+            g, d, g_tx, d_tx, jax.random.key(c.seed + 1), ema=c.ema > 0
+        )
+        state = parallel.replicate(state, self.mesh)
+        zkey = jax.random.key(c.seed + 2)
+        self.z_fixed = jax.random.normal(zkey, (64, c.latent_dim))
+        self.z_toy = jax.random.normal(zkey, (2500, c.latent_dim))
+        return pipe, state
+
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -310,23 +331,8 @@ class Run:
                 json.dump(c.to_json(), f, indent=2)
 
         phase = self.phase_at(0)
-        pipe = self._data(phase)
-        shape = (2,) if pipe.kind == "points" else (
-            pipe.native_resolution, pipe.native_resolution, pipe.channels
-        )  # fmt: skip
-        if self.schedule is not None:
-            shape = (c.stage_schedule[-1], c.stage_schedule[-1], pipe.channels)
-        g, d = build_models(c, shape, c.seed)
-        g_tx, d_tx = build_optimizers(c, self.objective, phase.resolution)
-        state, self.g_def, self.d_def = train.init_train_state(
-            g, d, g_tx, d_tx, jax.random.key(c.seed + 1), ema=c.ema > 0
-        )
-        del g, d
-        state = parallel.replicate(state, self.mesh)
+        pipe, state = self.build()
         state_sharding = parallel.tree_shardings(state, self.mesh)
-        zkey = jax.random.key(c.seed + 2)
-        self.z_fixed = jax.random.normal(zkey, (64, c.latent_dim))
-        self.z_toy = jax.random.normal(zkey, (2500, c.latent_dim))
 
         step, images_seen, last_phase = 0, 0, phase.index
         if latest is not None:

@@ -126,6 +126,8 @@ def initialize_distributed(
             raise ValueError(
                 f"--process_id must be in [0, --num_processes), got {process_id} of {num_processes}."
             )
+        # CPU processes need a collectives backend to talk to each other (GPUs/TPUs ignore this).
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=coordinator_address,
             num_processes=num_processes,

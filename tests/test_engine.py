@@ -164,3 +164,39 @@ def test_no_resume_and_config_conflicts_refuse(tmp_path, capsys):
     assert "loss" in capsys.readouterr().err
     assert main([*TOY[1:], "--dataset=ring8", "--hidden=64,64", "--steps=4", wd]) == 2
     assert "hidden" in capsys.readouterr().err
+
+
+def test_evaluate_cli_writes_eval_json(progressive_run):
+    _, workdir = progressive_run
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "experiments", "evaluate.py"), f"--workdir={workdir}",
+         "--metrics=swd,ms_ssim", "--num_images=64"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    step = max(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
+    with open(os.path.join(workdir, f"eval_{step}.json")) as f:
+        result = json.load(f)
+    assert result["step"] == step and result["num_images"] == 64
+    assert result["swd/mean"] > 0 and len(result["swd/levels"]) == 1  # 16x16: one level
+    assert result["swd/noise_floor"] > 0
+    assert 0 < result["ms_ssim"] <= 1
+    assert "swd/mean" in proc.stdout
+
+
+def test_evaluate_cli_bad_input(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "experiments", "evaluate.py"), f"--workdir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "config.json" in proc.stderr
+
+
+def test_eval_every_logs_toy_modes(tmp_path):
+    wd = str(tmp_path)
+    args = [*TOY, "--steps=4", "--eval_every=2", "--eval_metrics=modes", "--eval_images=500"]
+    assert main([*args, f"--workdir={wd}", "--log_every=2"]) == 0
+    rec = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
+    evals = [r for r in rec if "eval/modes/modes_captured" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(0 <= r["eval/modes/modes_captured"] <= 8 for r in evals)

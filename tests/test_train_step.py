@@ -45,11 +45,15 @@ def test_step_compiles_once_and_runs_n_critic_updates():
     assert max(jax.tree.leaves(ema_gap)) > 0
 
 
-def test_critic_updates_equal_a_manual_loop():
-    """The scan does n_critic sequential SGD steps, each on its own real batch."""
+@pytest.mark.parametrize("unroll", [True, False])
+def test_critic_updates_equal_a_manual_loop(unroll):
+    """n_critic sequential SGD steps, each on its own real batch (unrolled and lax.scan paths)."""
     obj = dataclasses.replace(losses.get("wgan"), clip=None)
     g_tx, d_tx = optax.sgd(0.0), optax.sgd(0.05)
-    state, step = _setup(obj, g_tx, d_tx)
+    g = MLPGenerator(2, (2,), hidden=(32, 32), rngs=nnx.Rngs(0))
+    d = MLPCritic((2,), hidden=(32, 32), rngs=nnx.Rngs(1))
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
+    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll_critic=unroll)
     reals = _reals(3, n_critic=3, batch=8)
     new_state, _ = jax.jit(step)(state, reals, np.float32(1.0))
     # Manual reference: regenerate the same noise and fakes, then 3 explicit updates.

@@ -46,7 +46,7 @@ def to_uint8(images: Any) -> Any:
 
 
 def padded_batches(array: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield ``(batch, valid)``: fixed-size batches (the last one zero-padded) so jit compiles once."""
+    """Yield ``(batch, valid)``: fixed-size batches, the last zero-padded, so jit compiles once."""
     n = len(array)
     for start in range(0, n, batch_size):
         batch = array[start : start + batch_size]

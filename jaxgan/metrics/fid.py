@@ -65,7 +65,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (float64; >= 0 up to round-off)."""
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (float64, >= 0 up to rounding)."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:

@@ -264,10 +264,16 @@ def _torch_key(path: tuple[Any, ...]) -> str:
     return ".".join([*names[:-1], _TORCH_NAMES[names[-1]]])
 
 
-def _abstract_model() -> tuple[Any, Any]:
-    """(graphdef, abstract state) of :class:`FIDInceptionV3`, no parameters materialised."""
+@functools.cache
+def _layout() -> tuple[Any, Any, tuple[tuple[str, tuple[int, ...]], ...]]:
+    """(graphdef, state treedef, ((torch key, flax shape), ...)) of :class:`FIDInceptionV3`.
+
+    Built once per process from an abstract model (no parameters materialised).
+    """
     abstract = nnx.eval_shape(lambda: FIDInceptionV3(rngs=nnx.Rngs(0)))
-    return nnx.split(abstract)
+    graphdef, state = nnx.split(abstract)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    return graphdef, treedef, tuple((_torch_key(p), tuple(v.shape)) for p, v in leaves)
 
 
 def _torch_shape(key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -279,9 +285,7 @@ def _torch_shape(key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def inception_weight_shapes() -> dict[str, tuple[int, ...]]:
     """Expected weights-file layout: pytorch-fid ``state_dict`` key -> array shape (torch order)."""
-    _, state = _abstract_model()
-    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    return {_torch_key(p): _torch_shape(_torch_key(p), tuple(v.shape)) for p, v in leaves}
+    return {key: _torch_shape(key, shape) for key, shape in _layout()[2]}
 
 
 def _ignored(key: str) -> bool:
@@ -297,11 +301,10 @@ def load_inception(path: str | os.PathLike[str]) -> FIDInceptionV3:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Inception weights file not found: {path}")
-    graphdef, state = _abstract_model()
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    graphdef, treedef, layout = _layout()
     with np.load(path) as f:
         given = set(f.files)
-        expected = {_torch_key(p) for p, _ in leaves}
+        expected = {key for key, _ in layout}
         missing = sorted(expected - given)
         extra = sorted(k for k in given - expected if not _ignored(k))
         if missing or extra:
@@ -311,10 +314,9 @@ def load_inception(path: str | os.PathLike[str]) -> FIDInceptionV3:
                 f"{len(extra)} unexpected key(s) {extra[:5]} (see inception_weight_shapes())"
             )
         arrays = []
-        for p, v in leaves:
-            key = _torch_key(p)
+        for key, shape in layout:
             arr = np.asarray(f[key], dtype=np.float32)
-            want = _torch_shape(key, tuple(v.shape))
+            want = _torch_shape(key, shape)
             if arr.shape != want:
                 raise ValueError(f"{path}: {key} has shape {arr.shape}, expected {want}")
             if key.endswith("conv.weight"):
@@ -331,7 +333,9 @@ def _forward_fn(graphdef: Any, size: int) -> Any:
         x = images.astype(jnp.float32)
         if x.shape[1:3] != (size, size):
             x = jax.image.resize(x, (n, size, size, c), "bilinear", antialias=False)
-        return nnx.merge(graphdef, state)(x)
+        # Full float32 convolutions (no TF32/bf16 passes on GPUs that default to them).
+        with jax.default_matmul_precision("highest"):
+            return nnx.merge(graphdef, state)(x)
 
     return forward
 

@@ -83,7 +83,7 @@ def toy_mode_metrics(
 
 
 def label_mode_metrics(labels: np.ndarray, num_modes: int) -> dict[str, Any]:
-    """Modes captured and ``KL(label histogram || uniform)`` for integer labels in [0, num_modes)."""
+    """Modes captured and ``KL(label histogram || uniform)`` for labels in [0, num_modes)."""
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_modes):
         raise ValueError(f"labels must lie in [0, {num_modes})")

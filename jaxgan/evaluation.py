@@ -1,0 +1,195 @@
+"""Evaluate a generator: SWD, MS-SSIM, mode coverage and FID/KID/precision-recall.
+
+Used by ``experiments/evaluate.py`` (on a checkpoint) and by the trainer's ``--eval_every``. Images
+are generated from the EMA generator when the run has one. Features for FID/KID/PR come from the
+offline digit classifier (grayscale digit datasets) or from an InceptionV3 whose weights file the
+user supplies (``--inception_weights``); these machines cannot download them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgan.config import Config
+
+METRICS = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
+DIGIT_DATASETS = ("mnist5k", "digits", "tfds:mnist", "tfds:fashion_mnist")
+
+
+def generate_images(
+    sample_fn: Callable[[jax.Array], np.ndarray],
+    latent_dim: int,
+    num: int,
+    seed: int = 0,
+    batch: int = 256,
+) -> np.ndarray:
+    """``num`` samples from ``sample_fn(z)``, z ~ N(0, 1) of shape (b, latent_dim), in batches."""
+    key = jax.random.key(seed)
+    out = []
+    for i in range(0, num, batch):
+        z = jax.random.normal(jax.random.fold_in(key, i), (min(batch, num - i), latent_dim))
+        out.append(np.asarray(sample_fn(z)))
+    return np.concatenate(out)[:num]
+
+
+def real_images(config: Config, num: int, resolution: int | None, seed: int = 0) -> np.ndarray:
+    """``num`` real samples of the run's dataset at ``resolution`` (host numpy, [-1, 1])."""
+    from jaxgan import data, parallel
+
+    batch = 256 if num >= 256 else num
+    mesh = parallel.make_mesh(jax.local_devices()[:1])
+    pipe = data.load(
+        config.dataset, batch_size=batch, resolution=resolution, seed=seed + 12345,
+        mesh=mesh, data_dir=config.data_dir,
+    )  # fmt: skip
+    try:
+        out = []
+        while sum(len(x) for x in out) < num:
+            out.append(np.asarray(jax.device_get(next(pipe)["x"])))
+        return np.concatenate(out)[:num]
+    finally:
+        pipe.close()
+
+
+def evaluate_images(
+    fake: np.ndarray,
+    config: Config,
+    *,
+    metrics: Sequence[str] = ("swd",),
+    resolution: int | None = None,
+    seed: int = 0,
+    inception_weights: str | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """The requested metrics of generated samples ``fake`` against the run's real data.
+
+    ``fake``: (N, H, W, C) in [-1, 1] (or (N, 2) points for the toys). Returns a flat dict of floats
+    (and per-level SWD lists).
+    """
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"--metrics allows {', '.join(METRICS)}; got {', '.join(bad)}.")
+    out: dict[str, Any] = {"num_images": int(len(fake))}
+    if config.is_toy:
+        if "modes" in metrics:
+            from jaxgan.data.toys import get_toy
+            from jaxgan.metrics.modes import toy_mode_metrics
+
+            toy = get_toy(config.dataset)
+            if len(toy.centers):
+                out.update(
+                    {
+                        f"modes/{k}": v
+                        for k, v in toy_mode_metrics(fake, toy.centers, toy.std).items()
+                    }
+                )
+        return out
+    need_real = any(m in metrics for m in ("swd", "fid", "kid", "pr"))
+    real = real_images(config, len(fake), resolution, seed) if need_real else None
+    if "swd" in metrics:
+        from jaxgan.metrics.swd import sliced_wasserstein, swd_noise_floor
+
+        swd = sliced_wasserstein(fake, real, seed)
+        out["swd/mean"] = float(swd["mean"])
+        out["swd/levels"] = [float(v) for v in swd["levels"]]
+        if len(real) >= 4:
+            floor = swd_noise_floor(
+                np.concatenate([real, real_images(config, len(real), resolution, seed + 1)]), seed
+            )
+            out["swd/noise_floor"] = float(floor["mean"])
+    if "ms_ssim" in metrics:
+        from jaxgan.metrics.ms_ssim import ms_ssim_diversity
+
+        if fake.shape[1] >= 16:
+            out["ms_ssim"] = float(
+                ms_ssim_diversity(fake, num_pairs=min(2000, 4 * len(fake)), seed=seed)
+            )
+    digits = config.dataset in DIGIT_DATASETS or config.dataset == "stacked_mnist"
+    classifier = None
+    if digits and any(m in metrics for m in ("modes", "fid", "kid", "pr")):
+        from jaxgan.metrics.classifier import load_digit_classifier
+
+        classifier = load_digit_classifier(cache_dir)
+    if "modes" in metrics and classifier is not None:
+        from jaxgan.metrics import modes
+
+        if config.dataset == "stacked_mnist":
+            m = modes.stacked_mnist_mode_metrics(fake, classifier)
+        else:
+            m = modes.digit_mode_metrics(fake, classifier)
+        out.update(
+            {f"modes/{k}": v for k, v in m.items() if isinstance(v, (int, float, np.number))}
+        )
+    if any(m in metrics for m in ("fid", "kid", "pr")):
+        from jaxgan.metrics import fid as fid_lib
+
+        if classifier is not None and fake.shape[-1] == 1:
+            features, name = classifier.features, "digit_classifier"
+        elif inception_weights:
+            from jaxgan.metrics.inception import InceptionFeatureExtractor
+
+            features, name = InceptionFeatureExtractor(inception_weights).features, "inception_v3"
+        else:
+            raise ValueError(
+                "--metrics fid/kid/pr need features: this dataset is not grayscale digits, so pass "
+                "--inception_weights PATH (see jaxgan/metrics/inception.py for the file)."
+            )
+        ff, fr = np.asarray(features(fake)), np.asarray(features(real))
+        out["features"] = name
+        if "fid" in metrics:
+            out["fid"] = float(fid_lib.fid(ff, fr))
+        if "kid" in metrics:
+            k = fid_lib.kid(ff, fr)
+            out.update(
+                {
+                    f"kid/{a}": float(b)
+                    for a, b in (k.items() if isinstance(k, dict) else [("mean", k)])
+                }
+            )
+        if "pr" in metrics:
+            p = fid_lib.precision_recall(fr, ff)
+            out.update({f"pr/{a}": float(b) for a, b in p.items()})
+    return out
+
+
+def evaluate_generator(
+    sample_fn: Callable[[jax.Array], np.ndarray],
+    config: Config,
+    *,
+    metrics: Sequence[str],
+    num_images: int,
+    resolution: int | None = None,
+    seed: int = 0,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Generate ``num_images`` with ``sample_fn`` and evaluate them (see :func:`evaluate_images`)."""
+    fake = generate_images(sample_fn, config.latent_dim, num_images, seed)
+    return evaluate_images(fake, config, metrics=metrics, resolution=resolution, seed=seed, **kw)
+
+
+def load_run(workdir: str, step: int | None = None):
+    """(run, state, meta, step) of a run directory's latest (or given) checkpoint."""
+    import json
+
+    from jaxgan import checkpoint as ckpt_lib
+    from jaxgan.engine import Run
+
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"--workdir {workdir} has no config.json: not a jaxgan run directory.")
+    with open(path) as f:
+        config = Config.from_json(json.load(f))
+    run = Run(config)
+    pipe, state = run.build()
+    pipe.close()
+    checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        state, meta, step = checkpointer.restore(state, run.mesh, step)
+    finally:
+        checkpointer.close()
+    return run, state, meta, step
