@@ -200,3 +200,21 @@ def test_eval_every_logs_toy_modes(tmp_path):
     evals = [r for r in rec if "eval/modes/modes_captured" in r]
     assert [r["step"] for r in evals] == [2, 4]
     assert all(0 <= r["eval/modes/modes_captured"] <= 8 for r in evals)
+
+
+def test_progressive_other_objective_in_bfloat16(tmp_path):
+    """Another objective (hinge) trains progressively, computing in bf16 with float32 state."""
+    from jaxgan.config import parse_args
+    from jaxgan.engine import Run
+
+    args = [*PROG[:2], "--stage_schedule=4,8", "--kimg_per_phase=0.032", "--batch_per_res=4:16,8:16",
+            *PROG[4:], "--loss=hinge", "--dtype=bfloat16", f"--workdir={tmp_path}"]  # fmt: skip
+    run = Run(parse_args(args))
+    assert run.run() == 0
+    import jax
+
+    leaves = jax.tree.leaves((run.final_state.g_params, run.final_state.d_opt))
+    assert all(x.dtype in (np.float32, np.int32) for x in leaves)
+    rec = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
+    assert rec[-1]["resolution"] == 8 and np.isfinite(rec[-1]["critic_loss"])
+    assert rec[-1]["skipped_total"] == 0
