@@ -77,6 +77,7 @@ class Config:
     eval_metrics: tuple[str, ...]
     eval_images: int
     # distributed
+    num_devices: int
     coordinator_address: str | None
     num_processes: int | None
     process_id: int | None
@@ -272,6 +273,12 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     e.add_argument("--eval_every", type=int, default=0, help="steps between evaluations (0 = off)")
     e.add_argument("--eval_metrics", default="swd", help="comma list of: swd, ms_ssim, modes")
     e.add_argument("--eval_images", type=int, default=1024, help="images generated per evaluation")
+    a(
+        "--num_devices",
+        type=int,
+        default=0,
+        help="use the first N devices of this host (0 = all); the batch must divide by it",
+    )
     d = p.add_argument_group("distributed (multi-host)")
     d.add_argument("--coordinator_address", default=None, help="host:port of process 0")
     d.add_argument("--num_processes", type=int, default=None)
@@ -323,7 +330,7 @@ def resolve(ns: argparse.Namespace) -> Config:
                  "keep_checkpoints", "max_skips", "width", "fmap_base", "fmap_max", "mbstd_group",
                  "eval_images"):  # fmt: skip
         _positive(name, getattr(ns, name))
-    for name in ("sample_every", "eval_every", "gp_weight", "drift", "ema"):
+    for name in ("sample_every", "eval_every", "gp_weight", "drift", "ema", "num_devices"):
         _positive(name, getattr(ns, name), allow_zero=True)
     for name in ("kimg_per_phase", "kimg_stable", "kimg_fade", "lr_g", "lr_d", "clip", "gp_target"):
         _positive(name, getattr(ns, name))
@@ -459,6 +466,7 @@ def resolve(ns: argparse.Namespace) -> Config:
         eval_every=ns.eval_every,
         eval_metrics=eval_metrics,
         eval_images=ns.eval_images,
+        num_devices=ns.num_devices,
         coordinator_address=ns.coordinator_address,
         num_processes=ns.num_processes,
         process_id=ns.process_id,

@@ -123,7 +123,15 @@ class Run:
         parallel.initialize_distributed(
             config.coordinator_address, config.num_processes, config.process_id
         )
-        self.mesh = parallel.make_mesh()
+        devices = jax.devices()
+        if config.num_devices:
+            if jax.process_count() > 1 or config.num_devices > len(devices):
+                raise ConfigError(
+                    f"--num_devices={config.num_devices}: this host has {len(devices)} devices "
+                    "(and --num_devices is for single-host runs)."
+                )
+            devices = devices[: config.num_devices]
+        self.mesh = parallel.make_mesh(devices)
         self.is_main = jax.process_index() == 0
         self.workdir = os.path.abspath(config.workdir)
         self.schedule = None
