@@ -108,7 +108,7 @@ def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
 
 def _run(graphdef: nnx.GraphDef, params: Any, rest: Any, fn: Callable, *args) -> tuple[Any, Any]:
     """Merge a module, call ``fn(module, *args)``, return (output, the module's new rest state)."""
-    module = nnx.merge(graphdef, params, rest)
+    module = nnx.merge(graphdef, params, rest, copy=True)
     out = fn(module, *args)
     _, _, new_rest = split_model(module)
     return out, new_rest
@@ -143,7 +143,7 @@ def make_train_step(
     use_drift = objective.drift_weight > 0
 
     def critic_loss(d_params, d_rest, x_real, fake, key, alpha):
-        d_module = nnx.merge(d_graphdef, d_params, d_rest)
+        d_module = nnx.merge(d_graphdef, d_params, d_rest, copy=True)
         s_real = d_apply(d_module, x_real, alpha)
         s_fake = d_apply(d_module, fake, alpha)
         loss = objective.critic_loss(s_real, s_fake)

@@ -141,3 +141,20 @@ def test_one_device_and_eight_devices_agree():
     _, h8 = run(8, obj, g_tx, d_tx, k=1)
     for key in ("critic_loss", "gp", "generator_loss", "w_estimate"):
         np.testing.assert_allclose(h1[0][key], h8[0][key], rtol=1e-4, atol=1e-6)
+
+
+def test_batchnorm_generator_and_critic_train():
+    """A BatchNorm generator and critic (DCGAN, gan loss) trace and update their statistics."""
+    from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
+
+    obj = losses.get("gan")
+    g_tx, d_tx = optim.paper_optimizers(obj)
+    g = DCGANGenerator(16, 1, 8, base_width=4, rngs=nnx.Rngs(0))
+    d = DCGANCritic(16, 1, norm="batch", base_width=4, rngs=nnx.Rngs(1))
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
+    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=8)
+    reals = np.random.default_rng(0).uniform(-1, 1, (1, 8, 16, 16, 1)).astype(np.float32)
+    new, metrics = jax.jit(step)(state, reals, np.float32(1.0))
+    assert np.isfinite(float(metrics["critic_loss"])) and int(new.skipped) == 0
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new.g_rest, state.g_rest)
+    assert max(jax.tree.leaves(moved)) > 0  # running statistics were updated
