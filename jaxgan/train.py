@@ -98,8 +98,15 @@ def _unroll(unroll_critic: bool | None) -> bool:
 
 
 def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+    """True iff every element of every leaf is finite.
+
+    One fused sum of ``x * 0`` (0 for finite x, NaN for inf/NaN) instead of a reduction per leaf:
+    the per-leaf form cost 5-16 % of a small MLP step on CPU (``benchmarks/run.py``).
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.array(True)
+    return jnp.isfinite(sum(jnp.sum(x.astype(jnp.float32) * 0) for x in leaves))
 
 
 def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:

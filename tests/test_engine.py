@@ -220,3 +220,30 @@ def test_progressive_other_objective_in_bfloat16(tmp_path):
     rec = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert rec[-1]["resolution"] == 8 and np.isfinite(rec[-1]["critic_loss"])
     assert rec[-1]["skipped_total"] == 0
+
+
+DCGAN = ["--dataset=mnist5k", "--model=dcgan", "--width=8", "--batch_size=8", "--latent_dim=8",
+         "--steps=2", "--quiet", "--log_every=1", "--sample_every=0", "--num_devices=1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["gan", "wgan", "wgan-gp"])
+def test_dcgan_runs_end_to_end(loss, tmp_path):
+    """Each DCGAN objective trains (BatchNorm G; BatchNorm critic without a penalty) and logs."""
+    assert main([*DCGAN, f"--loss={loss}", f"--workdir={tmp_path}"]) == 0
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(np.isfinite(r["critic_loss"]) and r["skipped_total"] == 0 for r in rows)
+    assert os.path.exists(tmp_path / "samples" / "latest.png")
+    assert json.load(open(tmp_path / "config.json"))["critic_norm"] == (
+        "none" if loss == "wgan-gp" else "batch"
+    )
+
+
+def test_dcgan_quick_preset_only_on_mnist5k():
+    from jaxgan.config import parse_args
+
+    quick = parse_args(["--dataset=mnist5k", "--model=dcgan"])
+    assert (quick.width, quick.steps) == (32, 1000)
+    other = parse_args(["--dataset=folder:/nonexistent", "--model=dcgan"])
+    assert (other.width, other.steps) == (64, 5000)
+    assert parse_args(["--dataset=mnist5k", "--model=dcgan", "--width=16"]).width == 16

@@ -2,7 +2,9 @@
 
 G: dense to 4x4xW -> [transposed conv 4x4 stride 2, BatchNorm, ReLU] until resolution/2 ->
 transposed conv to C channels -> tanh. Critic: [conv 4x4 stride 2, norm, LeakyReLU(0.2)] down to
-4x4 -> dense to one score. The critic's normalisation follows the objective: BatchNorm only without
+4x4 -> dense to one score. ``conv_impl``: how the stride-2 layers run — "native" (``nnx.Conv`` /
+``nnx.ConvTranspose``), "phase" (the exact stride-1 rewrite of :mod:`jaxgan.models.strided`), or
+"auto" (phase on CPU, native elsewhere); the parameters are the same either way. The critic's normalisation follows the objective: BatchNorm only without
 a gradient penalty (BatchNorm couples the samples the penalty treats independently).
 """
 
@@ -12,7 +14,34 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.models.strided import conv4x4_stride2, conv_transpose4x4_stride2
+
 CRITIC_NORMS = ("batch", "layer", "none")
+CONV_IMPLS = ("auto", "phase", "native")
+
+
+def _use_phase(impl: str) -> bool:
+    """auto: the stride-1 rewrite on CPU (XLA:CPU runs dilated convolutions as naive loops),
+    the native strided / transposed convolutions elsewhere (cuDNN, TPU)."""
+    return impl == "phase" or (impl == "auto" and jax.default_backend() == "cpu")
+
+
+def _check_impl(impl: str) -> str:
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}.")
+    return impl
+
+
+def _down(conv: nnx.Conv, x: jax.Array, impl: str) -> jax.Array:
+    if _use_phase(impl):
+        return conv4x4_stride2(x, conv.kernel[...], conv.bias[...])
+    return conv(x)
+
+
+def _up(conv: nnx.ConvTranspose, x: jax.Array, impl: str) -> jax.Array:
+    if _use_phase(impl):
+        return conv_transpose4x4_stride2(x, conv.kernel[...], conv.bias[...])
+    return conv(x)
 
 
 def _check_resolution(resolution: int) -> int:
@@ -39,9 +68,11 @@ class DCGANGenerator(nnx.Module):
         *,
         base_width: int = 64,
         max_width: int = 512,
+        conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         log2 = _check_resolution(resolution)
+        self.conv_impl = _check_impl(conv_impl)
         n_up = log2 - 2  # 4x4 -> resolution
         widths = [_width(base_width, n_up - 1 - i, max_width) for i in range(n_up)]
         self.start = widths[0]
@@ -62,8 +93,8 @@ class DCGANGenerator(nnx.Module):
         h = self.fc(z).reshape(z.shape[0], 4, 4, self.start)
         h = jax.nn.relu(self.fc_norm(h))
         for up, norm in zip(self.ups, self.norms, strict=True):
-            h = jax.nn.relu(norm(up(h)))
-        return jnp.tanh(self.to_rgb(h))
+            h = jax.nn.relu(norm(_up(up, h, self.conv_impl)))
+        return jnp.tanh(_up(self.to_rgb, h, self.conv_impl))
 
 
 class DCGANCritic(nnx.Module):
@@ -77,10 +108,12 @@ class DCGANCritic(nnx.Module):
         norm: str = "none",
         base_width: int = 64,
         max_width: int = 512,
+        conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         if norm not in CRITIC_NORMS:
             raise ValueError(f"critic norm must be one of {CRITIC_NORMS}, got {norm!r}.")
+        self.conv_impl = _check_impl(conv_impl)
         log2 = _check_resolution(resolution)
         n_down = log2 - 2
         widths = [channels] + [_width(base_width, i, max_width) for i in range(n_down)]
@@ -107,7 +140,7 @@ class DCGANCritic(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = conv(h)
+            h = _down(conv, h, self.conv_impl)
             if norm is not None:
                 if isinstance(norm, nnx.LayerNorm):
                     shape = h.shape

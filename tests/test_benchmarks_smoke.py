@@ -1,0 +1,40 @@
+"""Smoke test of benchmarks/run.py: one case, one repetition, the JSON has its fields.
+
+No timing is asserted: the numbers depend on the machine and its load.
+"""
+
+import json
+import os
+import sys
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def test_run_toy_writes_json(tmp_path):
+    sys.path.insert(0, BENCH)
+    try:
+        import run
+    finally:
+        sys.path.remove(BENCH)
+    out = tmp_path / "run.json"
+    argv = ["--cases", "toy", "--reps", "1", "--warmup", "0", "--target-rep-s", "0.01",
+            "--exact-flops", "none", "--peak-n", "256", "--out", str(out)]  # fmt: skip
+    assert run.main(argv) == 0
+    res = json.loads(out.read_text())
+    for key in ("machine", "load_before", "load_after", "matmul_peak", "cases", "flop_check"):
+        assert key in res, key
+    assert res["machine"]["versions"]["jax"]
+    assert res["matmul_peak"]["reference_flops_per_s"] > 0
+    (case,) = res["cases"]
+    assert case["name"] == "toy" and case["config"]["batch"] == 256
+    for key in ("median_s", "min_s", "max_s", "reps", "iters_per_rep", "recompiles"):
+        assert key in case["timing"], key
+    assert case["timing"]["reps"] == 1
+    assert case["compile"]["compile_s"] > 0
+    assert case["memory"]["peak_bytes"] > 0
+    # The count must include all 5 critic updates, within a few % of the hand count of the
+    # matmuls; the lax.scan form of the step, whose loop body XLA counts once, is far below.
+    fc = res["flop_check"]
+    assert 0.95 < fc["ratio"] < 1.1
+    assert fc["ratio_scan"] < 0.5
+    assert case["flops_per_s"] > 0 and case["fraction_of_peak"] > 0
