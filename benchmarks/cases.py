@@ -190,7 +190,7 @@ def mnist_clip_case() -> GanCase:
 DCGAN_NORM = "layer"
 
 
-def _dcgan_models(conv_impl: str):
+def _dcgan_models(conv_impl: str = "auto"):
     from flax import nnx
 
     from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator

@@ -243,7 +243,7 @@ def test_dcgan_quick_preset_only_on_mnist5k():
     from jaxgan.config import parse_args
 
     quick = parse_args(["--dataset=mnist5k", "--model=dcgan"])
-    assert (quick.width, quick.steps) == (32, 1000)
+    assert (quick.width, quick.steps) == (32, 2000)
     other = parse_args(["--dataset=folder:/nonexistent", "--model=dcgan"])
     assert (other.width, other.steps) == (64, 5000)
     assert parse_args(["--dataset=mnist5k", "--model=dcgan", "--width=16"]).width == 16

@@ -158,3 +158,40 @@ def test_batchnorm_generator_and_critic_train():
     assert np.isfinite(float(metrics["critic_loss"])) and int(new.skipped) == 0
     moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new.g_rest, state.g_rest)
     assert max(jax.tree.leaves(moved)) > 0  # running statistics were updated
+
+
+def test_joint_critic_batch_equals_separate_calls():
+    """Scoring reals and fakes in one call (the MLP critic's default) changes nothing but speed."""
+    obj = losses.get("wgan-gp")
+    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
+    g = MLPGenerator(2, (2,), hidden=(32, 32), rngs=nnx.Rngs(0))
+    d = MLPCritic((2,), hidden=(32, 32), rngs=nnx.Rngs(1))
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
+    out = {}
+    for joint in (True, False):
+        step = train.make_train_step(
+            g_def, d_def, obj, g_tx, d_tx, latent_dim=2, joint_critic_batch=joint
+        )
+        out[joint] = jax.jit(step)(state, _reals(5, n_critic=2, batch=16), np.float32(1.0))
+    for a, b in zip(jax.tree.leaves(out[True]), jax.tree.leaves(out[False]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_critic_is_scored_in_separate_calls():
+    """A BatchNorm critic's scores depend on the whole batch: the default must not join them."""
+    from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
+
+    obj = losses.get("gan")
+    g_tx, d_tx = optim.paper_optimizers(obj)
+    g = DCGANGenerator(16, 1, 8, base_width=4, rngs=nnx.Rngs(0))
+    d = DCGANCritic(16, 1, norm="batch", base_width=4, rngs=nnx.Rngs(1))
+    assert not d.scores_per_sample
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
+    reals = np.random.default_rng(0).uniform(-1, 1, (1, 8, 16, 16, 1)).astype(np.float32)
+    res = {}
+    for joint in (None, False, True):
+        step = train.make_train_step(
+            g_def, d_def, obj, g_tx, d_tx, latent_dim=8, joint_critic_batch=joint
+        )
+        res[joint] = float(jax.jit(step)(state, reals, np.float32(1.0))[1]["critic_loss"])
+    assert res[None] == res[False] and res[True] != res[False]
