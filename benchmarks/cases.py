@@ -11,7 +11,6 @@ separately by :func:`measure_input`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 import _common as C  # noqa: N812
 import numpy as np
+from data_throughput import make_folder
 
 PGGAN_BATCH = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16, 256: 14, 512: 6, 1024: 3}
 
@@ -612,29 +612,13 @@ def run_gp_overhead(
 # --- input pipeline ------------------------------------------------------------------------
 
 
-def make_image_folder(root: str, n: int, size: int, seed: int = 0) -> None:
-    """``n`` random smooth colour JPEGs of ``size``×``size`` under ``root``."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for i in range(n):
-        f = rng.uniform(1, 6, size=(3, 2))
-        ph = rng.uniform(0, 2 * np.pi, size=3)
-        img = np.stack(
-            [np.sin(2 * np.pi * (f[c, 0] * xx + f[c, 1] * yy) + ph[c]) for c in range(3)], -1
-        )
-        img = (127.5 * (img + 1) + rng.normal(0, 8, img.shape)).clip(0, 255).astype(np.uint8)
-        Image.fromarray(img).save(os.path.join(root, f"img{i:04d}.jpg"), quality=90)
-
-
 class InputFolders:
     """A temporary folder of JPEGs at the largest resolution any image case needs."""
 
     def __init__(self, size: int, n: int = 128):
         self.size = size
         self._tmp = tempfile.TemporaryDirectory(prefix="jaxgan_bench_")
-        make_image_folder(self._tmp.name, n, size)
+        make_folder(self._tmp.name, n, size)
         self.path = self._tmp.name
         self.files = n
 

@@ -160,7 +160,7 @@ def make_train_step(
         if joint is None:
             joint = bool(getattr(d_module, "scores_per_sample", False))
         if joint:
-            scores = d_apply(d_module, jnp.concatenate([x_real, fake.astype(x_real.dtype)]), alpha)
+            scores = d_apply(d_module, jnp.concatenate([x_real, fake]), alpha)
             s_real, s_fake = scores[: x_real.shape[0]], scores[x_real.shape[0] :]
         else:
             s_real = d_apply(d_module, x_real, alpha)

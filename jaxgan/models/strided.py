@@ -1,17 +1,16 @@
-"""Stride-2 convolutions rewritten as stride-1 convolutions around space-to-depth / depth-to-space.
+"""DCGAN's stride-2 layers as exact matrix products of shifted views, for XLA:CPU.
 
-DCGAN's 4x4 stride-2 convolutions (critic) and transposed convolutions (generator) give XLA
-convolutions with lhs dilation: the forward pass of a transposed convolution and the input gradient
-of a strided one. XLA:CPU has no fast kernel for those and runs them as naive loops; a WGAN-GP
-critic differentiates twice through each layer, so on CPU a DCGAN step spent almost all its time
-there (``benchmarks/run.py --cases dcgan64``). Worse, the weight gradients of the convolutions (output 4x4
-spatial, window = the feature map) also take XLA:CPU's naive loop path. The rewrites below compute
-exactly the same function as matrix products of shifted views (pads, slices, reshapes and one
-``dot`` per layer or phase), whose derivatives of every order are again slices, pads and matrix
-products, which XLA:CPU runs on its fast GEMM kernels. Parameters keep the layouts of ``nnx.Conv`` / ``nnx.ConvTranspose``
-(kernel ``(4, 4, C_in, C_out)``), so the modules still own ordinary Flax layers.
+XLA:CPU has no fast kernel for convolutions with lhs dilation (the forward pass of a transposed
+convolution, the input gradient of a strided one) nor for DCGAN's weight gradients (window = the
+whole feature map); it runs them as naive loops, and a WGAN-GP critic differentiates twice through
+each layer (``benchmarks/run.py --cases dcgan64_native``). The functions below compute exactly the
+same outputs as pads, slices, reshapes and one ``dot`` per layer (per output phase for the
+transposed convolution); every derivative of those is again slices, pads and matrix products,
+which XLA:CPU runs on its GEMM kernels. Parameters keep the layouts of ``nnx.Conv`` /
+``nnx.ConvTranspose`` (kernel ``(4, 4, C_in, C_out)``), so the modules still own ordinary Flax
+layers.
 
-All arrays are NHWC with even height and width.
+All arrays are NHWC; the strided convolution needs even height and width.
 """
 
 from __future__ import annotations
