@@ -122,8 +122,13 @@ def time_iterations(
     target_rep_s: float,
     max_iters: int = 100,
     probe_s: float | None = None,
+    pair: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Time ``run(k)`` (which performs k iterations and returns something to block on).
+
+    ``pair``: called right before each repetition (a matmul peak sample, FLOP/s); its values
+    are returned in order as ``pair_samples`` beside the unsorted ``rep_times_s``, so that each
+    repetition can be set against the machine's speed at that moment.
 
     After ``warmup`` single iterations, one more single iteration (skipped when ``probe_s``, the
     known time of one iteration, is given) sizes the repetitions so that each lasts about
@@ -141,16 +146,21 @@ def time_iterations(
         jax.block_until_ready(run(1))
         probe = time.perf_counter() - t0
     iters = int(max(1, min(max_iters, round(target_rep_s / max(probe, 1e-6)))))
-    times = []
+    times, pair_samples = [], []
     with COMPILES.active() as counter:
         before = counter.count
         for _ in range(reps):
+            if pair is not None:
+                pair_samples.append(pair())
             t0 = time.perf_counter()
             jax.block_until_ready(run(iters))
             times.append((time.perf_counter() - t0) / iters)
         recompiles = counter.count - before
     out = summarize(times)
     out.update(iters_per_rep=iters, reps=reps, warmup=warmup, probe_s=probe, recompiles=recompiles)
+    out["rep_times_s"] = times
+    if pair is not None:
+        out["pair_samples"] = pair_samples
     return out
 
 
@@ -161,6 +171,7 @@ def time_within_budget(
     warmup: int,
     target_rep_s: float,
     budget_s: float,
+    pair: Callable[[], float] | None = None,
 ) -> tuple[float, dict[str, Any]]:
     """First call (timed, compiles counted), then :func:`time_iterations` cut to ``budget_s``.
 
@@ -185,6 +196,7 @@ def time_within_budget(
         warmup=eff_warmup,
         target_rep_s=target_rep_s,
         probe_s=first if eff_warmup == 0 else None,
+        pair=pair,
     )
     timing["reduced_for_budget"] = eff_reps < reps or eff_warmup < warmup
     timing["first_call_s"] = first
@@ -245,23 +257,41 @@ def memory_analysis(compiled: Any) -> dict[str, int] | None:
 # --- matmul peak ---------------------------------------------------------------------------
 
 
+class MatmulPeak:
+    """A compiled n×n @ n×n matmul to sample the machine's current peak FLOP/s (2·n³ per call)."""
+
+    def __init__(self, n: int = 2048, dtype: str = "float32") -> None:
+        import jax
+
+        self.n, self.dtype = n, dtype
+        ka, kb = jax.random.split(jax.random.key(0))
+        self._a = jax.random.normal(ka, (n, n), dtype)
+        self._b = jax.random.normal(kb, (n, n), dtype)
+        self._f = jax.jit(lambda x, y: x @ y)
+        jax.block_until_ready(self._f(self._a, self._b))
+        jax.block_until_ready(self._f(self._a, self._b))
+
+    def times(self, reps: int) -> list[float]:
+        """Seconds of ``reps`` back-to-back single calls."""
+        import jax
+
+        out = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            jax.block_until_ready(self._f(self._a, self._b))
+            out.append(time.perf_counter() - t0)
+        return out
+
+    def sample(self, reps: int = 3) -> float:
+        """Best-of-``reps`` FLOP/s now."""
+        return 2.0 * self.n**3 / min(self.times(reps))
+
+
 def matmul_peak(n: int = 2048, dtype: str = "float32", reps: int = 7) -> dict[str, Any]:
     """Best-of-``reps`` FLOP/s of one jitted n×n @ n×n matmul (2·n³ FLOPs per call)."""
     import jax
-    import jax.numpy as jnp
 
-    dt = jnp.dtype(dtype)
-    ka, kb = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(ka, (n, n), dt)
-    b = jax.random.normal(kb, (n, n), dt)
-    f = jax.jit(lambda x, y: x @ y)
-    jax.block_until_ready(f(a, b))
-    jax.block_until_ready(f(a, b))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a, b))
-        times.append(time.perf_counter() - t0)
+    times = MatmulPeak(n, dtype).times(reps)
     flops = 2.0 * n**3
     return {
         "n": n,

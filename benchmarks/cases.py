@@ -11,6 +11,7 @@ separately by :func:`measure_input`).
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -323,8 +324,11 @@ def prepare(case: GanCase, mesh, seed: int = 0):
         apply = progressive_apply(case.resolution, False)
         kw = dict(g_apply=apply, d_apply=apply)
 
-    def make_step(unroll: bool | None = None):
-        """The train step; ``unroll``: jaxgan's ``unroll_critic`` (None: its per-backend default)."""
+    def make_step(unroll: bool | None = None, **options: Any):
+        """The train step; ``unroll``: jaxgan's ``unroll_critic`` (None: its per-backend default).
+
+        ``options``: further ``make_train_step`` keywords (``batch_fakes``, ``skip_with``, ...).
+        """
         return train.make_train_step(
             g_def,
             d_def,
@@ -335,6 +339,7 @@ def prepare(case: GanCase, mesh, seed: int = 0):
             ema_decay=case.ema_decay,
             unroll_critic=unroll,
             **kw,
+            **options,
         )
 
     rng = np.random.default_rng(seed)
@@ -355,8 +360,13 @@ def run_gan_case(
     max_step_s: float = 0.0,
     rate_hint: float | None = None,
     unroll: bool | None = None,
+    pair: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Compile, count FLOPs, time and measure memory of one train step.
+
+    ``pair``: a matmul peak sampler called before each timed repetition (see
+    ``_common.time_iterations``); the result then has ``paired``: per repetition, the step's
+    FLOP/s over the peak sampled just before it, and their median.
 
     ``budget_s``: warm-up plus repetitions are cut (down to zero warm-up and one repetition) so
     that they fit, using the first call's time. ``max_step_s`` > 0 with ``rate_hint`` (FLOP/s
@@ -450,7 +460,12 @@ def run_gan_case(
             return s, m
 
         first, timing = C.time_within_budget(
-            run, reps=reps, warmup=warmup, target_rep_s=target_rep_s, budget_s=budget_s
+            run,
+            reps=reps,
+            warmup=warmup,
+            target_rep_s=target_rep_s,
+            budget_s=budget_s,
+            pair=pair,
         )
         out["compile"]["first_call_s"] = first
         out["compile"]["compiles_in_first_call"] = timing["compiles_in_first_call"]
@@ -464,6 +479,12 @@ def run_gan_case(
     out["images_per_s"] = case.images_per_iter / med
     if flops.get("per_iter"):
         out["flops_per_s"] = flops["per_iter"] / med
+        if timing.get("pair_samples"):
+            ratios = [
+                flops["per_iter"] / t / p
+                for t, p in zip(timing["rep_times_s"], timing["pair_samples"], strict=True)
+            ]
+            out["paired"] = {"ratios": ratios, "median": statistics.median(ratios)}
     return out
 
 
@@ -594,7 +615,11 @@ def run_gp_overhead(
             return c
 
         _, timing = C.time_within_budget(
-            run, reps=reps, warmup=warmup, target_rep_s=target_rep_s, budget_s=budget_s
+            run,
+            reps=reps,
+            warmup=warmup,
+            target_rep_s=target_rep_s,
+            budget_s=budget_s,
         )
         key = "with_gp" if use_gp else "without_gp"
         out["rows"][key] = {

@@ -56,15 +56,46 @@ def per_sample_grad_sq_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
     return jnp.sum(g * g, axis=1)
 
 
-def interpolates(real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
-    """x̂ = ε·real + (1 − ε)·fake with ε ~ U[0, 1), one scalar per sample: shape of ``real``."""
+def _epsilon(
+    batch: int, key: jax.Array | None, epsilon: jax.Array | None, dtype: jnp.dtype
+) -> jax.Array:
+    """The per-sample ε ``(batch,)``: drawn U[0, 1) from ``key``, or ``epsilon`` as given."""
+    if (key is None) == (epsilon is None):
+        raise ValueError(
+            "give exactly one of key (a PRNG key to draw ε ~ U[0, 1) from) and epsilon "
+            f"(an array of shape ({batch},) with values in [0, 1)); got "
+            f"key={'None' if key is None else 'a key'}, "
+            f"epsilon={'None' if epsilon is None else 'an array'}."
+        )
+    if epsilon is None:
+        return jax.random.uniform(key, (batch,), dtype=dtype)
+    epsilon = jnp.asarray(epsilon)
+    if epsilon.shape != (batch,):
+        raise ValueError(
+            f"epsilon must have shape ({batch},), one value per sample; got {epsilon.shape}."
+        )
+    return epsilon.astype(dtype)
+
+
+def interpolates(
+    real: jax.Array,
+    fake: jax.Array,
+    key: jax.Array | None = None,
+    *,
+    epsilon: jax.Array | None = None,
+) -> jax.Array:
+    """x̂ = ε·real + (1 − ε)·fake with ε ~ U[0, 1), one scalar per sample: shape of ``real``.
+
+    ε is drawn from ``key``, or passed as ``epsilon`` ``(B,)`` (a train step that draws every
+    random number of the step in one call does this). Exactly one of the two must be given.
+    """
     if real.shape != fake.shape:
         raise ValueError(
             f"real and fake must have the same shape, got {real.shape} and {fake.shape}."
         )
-    eps_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     dtype = _compute_dtype(real.dtype)
-    eps = jax.random.uniform(key, eps_shape, dtype=dtype)
+    eps = _epsilon(real.shape[0], key, epsilon, dtype)
+    eps = eps.reshape((real.shape[0],) + (1,) * (real.ndim - 1))
     mixed = eps * real.astype(dtype) + (1.0 - eps) * fake.astype(dtype)
     return mixed.astype(real.dtype)
 
@@ -73,8 +104,9 @@ def gradient_penalty_and_norms(
     critic_fn: CriticFn,
     real: jax.Array,
     fake: jax.Array,
-    key: jax.Array,
+    key: jax.Array | None = None,
     *,
+    epsilon: jax.Array | None = None,
     target: float = 1.0,
     one_sided: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
@@ -82,9 +114,10 @@ def gradient_penalty_and_norms(
 
     Returns ``(penalty, norms)``: penalty = E[(‖∇f(x̂)‖₂ − target)²] (one-sided:
     E[max(0, ‖∇f(x̂)‖₂ − target)²]), a float32 scalar; norms ``(B,)`` float32.
-    Gulrajani et al. 2017, Algorithm 1; PGGAN uses target γ and weight λ/γ².
+    Gulrajani et al. 2017, Algorithm 1; PGGAN uses target γ and weight λ/γ². ε comes from
+    ``key`` or ``epsilon`` as in :func:`interpolates`.
     """
-    x_hat = interpolates(real, fake, key)
+    x_hat = interpolates(real, fake, key, epsilon=epsilon)
     norms = _safe_norm(per_sample_grad_sq_norms(critic_fn, x_hat))
     gap = norms - target
     if one_sided:
@@ -96,18 +129,20 @@ def gradient_penalty(
     critic_fn: CriticFn,
     real: jax.Array,
     fake: jax.Array,
-    key: jax.Array,
+    key: jax.Array | None = None,
     *,
+    epsilon: jax.Array | None = None,
     target: float = 1.0,
     one_sided: bool = False,
 ) -> jax.Array:
     """The WGAN-GP term E[(‖∇f(x̂)‖₂ − target)²] at real/fake interpolates (float32 scalar).
 
-    ``real`` and ``fake``: ``(B, ...)`` of the same shape; ``key``: a PRNG key for ε.
+    ``real`` and ``fake``: ``(B, ...)`` of the same shape; ``key``: a PRNG key for ε, or
+    ``epsilon``: ε itself, ``(B,)`` in [0, 1).
     See :func:`gradient_penalty_and_norms` to get the per-sample norms as well.
     """
     penalty, _ = gradient_penalty_and_norms(
-        critic_fn, real, fake, key, target=target, one_sided=one_sided
+        critic_fn, real, fake, key, epsilon=epsilon, target=target, one_sided=one_sided
     )
     return penalty
 

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+import pytest
+
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
@@ -38,3 +40,31 @@ def test_run_toy_writes_json(tmp_path):
     assert 0.95 < fc["ratio"] < 1.1
     assert fc["ratio_scan"] < 0.5
     assert case["flops_per_s"] > 0 and case["fraction_of_peak"] > 0
+    # Each repetition is paired with a peak sample taken right before it.
+    assert len(case["timing"]["pair_samples"]) == len(case["timing"]["rep_times_s"]) == 1
+    want = fc["xla"] / case["timing"]["rep_times_s"][0] / case["timing"]["pair_samples"][0]
+    assert abs(case["paired"]["median"] - want) < 1e-9 * want
+    assert res["target"]["cases"]["toy"]["paired"] == case["paired"]["median"]
+
+
+def test_ab_step_interleaves_variants(tmp_path):
+    sys.path.insert(0, BENCH)
+    try:
+        import ab_step
+    finally:
+        sys.path.remove(BENCH)
+    assert ab_step.parse_variant("default") == {}
+    assert ab_step.parse_variant("batch_fakes=false,skip_with=select") == {
+        "batch_fakes": False,
+        "skip_with": "select",
+    }
+    with pytest.raises(ValueError, match="bad item 'fast=yes'"):
+        ab_step.parse_variant("fast=yes")
+    out = tmp_path / "ab.json"
+    argv = ["--case", "toy", "--variants", "default;skip_with=select", "--rounds", "2",
+            "--steps", "1", "--out", str(out)]  # fmt: skip
+    assert ab_step.main(argv) == 0
+    res = json.loads(out.read_text())
+    assert [r["variant"] for r in res["results"]] == ["default", "skip_with=select"]
+    for r in res["results"]:
+        assert len(r["samples_s"]) == 2 and r["flops_per_iter"] > 1e10

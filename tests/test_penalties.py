@@ -151,3 +151,38 @@ def test_bad_critic_output_and_shape_mismatch_are_clear():
         losses.gradient_penalty(
             lambda x: x[:, 0], jnp.ones((2, 3)), jnp.ones((3, 3)), jax.random.key(0)
         )
+
+
+def test_epsilon_can_be_given_instead_of_a_key():
+    rng = np.random.default_rng(4)
+    real = jnp.asarray(rng.normal(size=(3, 2, 2)), jnp.float32)
+    fake = jnp.asarray(rng.normal(size=(3, 2, 2)), jnp.float32)
+    eps = np.array([0.0, 0.25, 0.9], np.float32)
+    got = np.asarray(losses.interpolates(real, fake, epsilon=eps), np.float64)
+    r, f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    want = eps[:, None, None] * r + (1 - eps[:, None, None]) * f
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # The key form draws eps = U[0, 1) of shape (B,) from the key: same numbers.
+    key = jax.random.key(9)
+    drawn = jax.random.uniform(key, (3,))
+    np.testing.assert_array_equal(
+        np.asarray(losses.interpolates(real, fake, key)),
+        np.asarray(losses.interpolates(real, fake, epsilon=drawn)),
+    )
+    critic = lambda x: jnp.sum(x**3, axis=(1, 2))
+    np.testing.assert_array_equal(
+        np.asarray(losses.gradient_penalty(critic, real, fake, key)),
+        np.asarray(losses.gradient_penalty(critic, real, fake, epsilon=drawn)),
+    )
+
+
+def test_epsilon_and_key_errors():
+    real = jnp.zeros((3, 2))
+    with pytest.raises(ValueError, match="exactly one of key .* and epsilon"):
+        losses.interpolates(real, real)
+    with pytest.raises(ValueError, match="exactly one of key .* and epsilon"):
+        losses.gradient_penalty(
+            lambda x: x[:, 0], real, real, jax.random.key(0), epsilon=jnp.ones(3)
+        )
+    with pytest.raises(ValueError, match=r"epsilon must have shape \(3,\)"):
+        losses.interpolates(real, real, epsilon=jnp.ones((3, 1)))

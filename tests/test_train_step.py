@@ -23,6 +23,12 @@ def _setup(objective, g_tx, d_tx, hidden=(32, 32), ema=0.0, seed=0):
     return state, step
 
 
+def _setup_defs(hidden=(32, 32), seed=0):
+    g = MLPGenerator(2, (2,), hidden=hidden, rngs=nnx.Rngs(seed))
+    d = MLPCritic((2,), hidden=hidden, rngs=nnx.Rngs(seed + 1))
+    return nnx.graphdef(g), nnx.graphdef(d)
+
+
 def _reals(seed, n_critic=5, batch=64):
     return np.random.default_rng(seed).normal(size=(n_critic, batch, 2)).astype(np.float32)
 
@@ -56,16 +62,16 @@ def test_critic_updates_equal_a_manual_loop(unroll):
     step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll_critic=unroll)
     reals = _reals(3, n_critic=3, batch=8)
     new_state, _ = jax.jit(step)(state, reals, np.float32(1.0))
-    # Manual reference: regenerate the same noise and fakes, then 3 explicit updates.
+    # Manual reference: regenerate the same noise and fakes, then 3 explicit updates. The step
+    # draws all its noise at once: (n_critic + 1, B, latent) from the second of three keys.
     key = jax.random.wrap_key_data(state.key)
-    _, k_critic, _ = jax.random.split(key, 3)
-    keys = jax.random.split(k_critic, 3)
+    _, k_z, _ = jax.random.split(key, 3)
+    zs = jax.random.normal(k_z, (4, 8, 2))
     g = MLPGenerator(2, (2,), hidden=(32, 32), rngs=nnx.Rngs(0))
     d = MLPCritic((2,), hidden=(32, 32), rngs=nnx.Rngs(1))
     d_def, params = nnx.split(d)
     for i in range(3):
-        kz, _ = jax.random.split(keys[i])
-        fake = g(jax.random.normal(kz, (8, 2)))
+        fake = g(zs[i])
 
         def loss(p, x_real=reals[i], fake=fake):
             m = nnx.merge(d_def, p)
@@ -79,10 +85,13 @@ def test_critic_updates_equal_a_manual_loop(unroll):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_nonfinite_step_is_skipped_and_counted():
+@pytest.mark.parametrize("skip_with", ["cond", "select"])
+def test_nonfinite_step_is_skipped_and_counted(skip_with):
     obj = losses.get("wgan-gp")
     g_tx, d_tx = optim.paper_optimizers(obj)
-    state, step = _setup(obj, g_tx, d_tx)
+    state, _ = _setup(obj, g_tx, d_tx)
+    g_def, d_def = _setup_defs()
+    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, skip_with=skip_with)
     jitted = jax.jit(step)
     bad = _reals(0)
     bad[2, 5, 0] = np.nan  # one critic update sees a NaN
@@ -195,3 +204,97 @@ def test_batchnorm_critic_is_scored_in_separate_calls():
         )
         res[joint] = float(jax.jit(step)(state, reals, np.float32(1.0))[1]["critic_loss"])
     assert res[None] == res[False] and res[True] != res[False]
+
+
+def _bn_setup(seed=0):
+    """An MLP generator with BatchNorm (momentum 0.9) on its second hidden layer."""
+    g = MLPGenerator(2, (2,), hidden=(8, 8), batchnorm=True, rngs=nnx.Rngs(seed))
+    d = MLPCritic((2,), hidden=(16, 16), rngs=nnx.Rngs(seed + 1))
+    obj = losses.get("wgan-gp")
+    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(seed))
+    return g, state, g_def, d_def, obj, g_tx, d_tx
+
+
+def _bn_reference(g, state, n_critic, batch, kept):
+    """float64 numpy: the running mean/var of the generator's BatchNorm after one train step.
+
+    The critic updates in ``kept`` and the generator update each ran the generator once in
+    training mode on their own noise batch: r <- 0.9 r + 0.1 stat (biased batch variance).
+    """
+    _, k_z, _ = jax.random.split(jax.random.wrap_key_data(state.key), 3)
+    zs = np.asarray(jax.random.normal(k_z, (n_critic + 1, batch, 2)), np.float64)
+    w0, b0 = (np.asarray(v[...], np.float64) for v in (g.layers[0].kernel, g.layers[0].bias))
+    w1, b1 = (np.asarray(v[...], np.float64) for v in (g.layers[1].kernel, g.layers[1].bias))
+    mean = np.asarray(g.norms[1].mean[...], np.float64)
+    var = np.asarray(g.norms[1].var[...], np.float64)
+    for k in [*kept, n_critic]:
+        h = np.maximum(zs[k] @ w0 + b0, 0.0) @ w1 + b1
+        mean = 0.9 * mean + 0.1 * h.mean(axis=0)
+        var = 0.9 * var + 0.1 * h.var(axis=0)
+    return mean, var
+
+
+@pytest.mark.parametrize("unroll", [True, False])
+@pytest.mark.parametrize("skip_with", ["cond", "select"])
+def test_batched_fakes_chain_batchnorm_statistics_like_sequential_calls(unroll, skip_with):
+    """One vmapped generator call for all critic updates == n_critic calls, BatchNorm included.
+
+    Update 1 sees a NaN real batch and is skipped: its batch statistics must not count.
+    """
+    n_critic, batch = 4, 16
+    g, state, g_def, d_def, obj, g_tx, d_tx = _bn_setup()
+    reals = _reals(2, n_critic=n_critic, batch=batch)
+    reals[1, 3, 1] = np.nan
+    out = {}
+    for batched in (True, False):
+        step = train.make_train_step(
+            g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll_critic=unroll,
+            batch_fakes=batched, skip_with=skip_with,
+        )  # fmt: skip
+        out[batched], metrics = jax.jit(step)(state, reals, np.float32(1.0))
+        assert int(out[batched].skipped) == 1
+    for a, b in zip(jax.tree.leaves(out[True]), jax.tree.leaves(out[False]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    want_mean, want_var = _bn_reference(g, state, n_critic, batch, kept=[0, 2, 3])
+    got = out[True].g_rest["norms"][1]
+    np.testing.assert_allclose(np.asarray(got["mean"][...]), want_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got["var"][...]), want_var, rtol=1e-5, atol=1e-6)
+
+
+class _CountingGenerator(nnx.Module):
+    """A generator with a non-BatchNorm variable that changes every call (a call counter)."""
+
+    def __init__(self, rngs):
+        self.lin = nnx.Linear(2, 2, rngs=rngs)
+        self.calls = nnx.BatchStat(jnp.zeros((), jnp.float32))
+
+    def __call__(self, z):
+        self.calls[...] = self.calls[...] + 1.0
+        return self.lin(z)
+
+
+def test_batch_fakes_refuses_generators_with_other_state():
+    g = _CountingGenerator(nnx.Rngs(0))
+    d = MLPCritic((2,), hidden=(16,), rngs=nnx.Rngs(1))
+    obj = losses.get("wgan-gp")
+    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
+    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
+    reals = _reals(0, n_critic=3, batch=8)
+    forced = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, batch_fakes=True)
+    with pytest.raises(ValueError, match="batch_fakes=True.*calls"):
+        jax.jit(forced)(state, reals, np.float32(1.0))
+    # Auto: such a generator is called once per update, so its counter sees every call.
+    auto = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2)
+    new, _ = jax.jit(auto)(state, reals, np.float32(1.0))
+    assert float(new.g_rest["calls"][...]) == 3 + 1
+
+
+def test_step_options_are_validated():
+    obj = losses.get("wgan-gp")
+    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
+    g_def, d_def = _setup_defs()
+    with pytest.raises(ValueError, match="skip_with must be 'cond', 'select' or None"):
+        train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, skip_with="where")
+    with pytest.raises(ValueError, match="batch_fakes must be True, False or None"):
+        train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, batch_fakes="yes")
