@@ -129,3 +129,40 @@ def test_paper_optimizers_chain_clip_only_for_wgan():
     _, d = paper_optimizers(losses.get("wgan-gp"))
     upd, _ = d.update(grads, d.init(params), params)
     assert float(optax.apply_updates(params, upd)["w"].max()) == 0.5
+
+
+def _two_sided_reference(u, p, c):
+    """The projection in numpy float32, one-sided passes (the form before the fused one)."""
+    c = np.float32(c)
+    while c > 0.01:
+        c = np.nextafter(c, np.float32(0))
+    new_u = np.clip(p + u, -c, c) - p
+    for _ in range(2):
+        landed = p + new_u
+        new_u = np.where(landed > c, np.nextafter(new_u, np.float32(-np.inf)), new_u)
+        new_u = np.where(landed < -c, np.nextafter(new_u, np.float32(np.inf)), new_u)
+    return new_u
+
+
+def test_rounding_correction_lands_every_value_in_the_box():
+    """Many parameters far outside and near the box edge: every one lands within [-c, c].
+
+    Also bit-for-bit the numpy float32 reference of two one-sided correction passes.
+    """
+    rng = np.random.default_rng(5)
+    n = 200_000
+    scale_p = 10.0 ** rng.uniform(-4, 1, n)
+    scale_u = 10.0 ** rng.uniform(-6, 1, n)
+    p = (rng.choice([-1, 1], n) * scale_p).astype(np.float32)
+    p[: n // 4] = (0.01 * rng.uniform(0.9, 1.1, n // 4) * rng.choice([-1, 1], n // 4)).astype(
+        np.float32
+    )
+    u = (rng.normal(size=n) * scale_u).astype(np.float32)
+    out, _ = jax.jit(clip_weights(0.01).update)({"w": jnp.asarray(u)}, (), {"w": jnp.asarray(p)})
+    new_u = np.asarray(out["w"])
+    landed = p + new_u  # float32, as optax.apply_updates computes it
+    assert np.all(np.abs(landed) <= np.float32(0.01))
+    np.testing.assert_array_equal(new_u, _two_sided_reference(u, p, 0.01))
+    # The box is reached where the unclipped step leaves it, and nothing moves inside it.
+    inside = np.abs(p.astype(np.float64) + u) < 0.0099
+    np.testing.assert_allclose(landed[inside], (p + u)[inside], rtol=0, atol=1e-6)
