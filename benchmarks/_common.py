@@ -78,6 +78,16 @@ def summarize(times: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def write_json(path: str, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` (making its folder) and say so."""
+    import json
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=indent)
+    print(f"wrote {path}")
+
+
 # --- timing --------------------------------------------------------------------------------
 
 

@@ -17,7 +17,6 @@ with value ``true``, ``false``, ``none`` or a string; ``default`` is the step as
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -145,10 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak": {"start": peak_start, "end": peak_end, "reference_flops_per_s": peak},
         "results": results,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"\nwrote {args.out}")
+    print()
+    C.write_json(args.out, out)
     return 0
 
 

@@ -10,7 +10,6 @@ repetitions. Prints a table and writes JSON (``benchmarks/results/gemm_shapes.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -65,10 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_flops_per_s": peak,
         "shapes": [{"m": m, "k": k, "n": n, "flops_per_s": r} for (m, k, n), r in rates.items()],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"\nwrote {args.out}")
+    print()
+    C.write_json(args.out, out)
     return 0
 
 

@@ -791,10 +791,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"total {result['total_s']:.0f} s")
     result["table"] = text
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    C.write_json(args.out, result, indent=2)
     return 0
 
 
