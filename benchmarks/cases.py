@@ -615,11 +615,7 @@ def run_gp_overhead(
             return c
 
         _, timing = C.time_within_budget(
-            run,
-            reps=reps,
-            warmup=warmup,
-            target_rep_s=target_rep_s,
-            budget_s=budget_s,
+            run, reps=reps, warmup=warmup, target_rep_s=target_rep_s, budget_s=budget_s
         )
         key = "with_gp" if use_gp else "without_gp"
         out["rows"][key] = {
