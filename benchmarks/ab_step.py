@@ -12,6 +12,10 @@ then round r + 1), so a load change hits every variant alike. Prints a table and
 A variant is a comma-separated list of ``jaxgan.train.make_train_step`` keywords
 (``batch_fakes``, ``skip_with``, ``joint_critic_batch``, ``unroll_critic``), each ``name=value``
 with value ``true``, ``false``, ``none`` or a string; ``default`` is the step as jaxgan builds it.
+One more item, ``clip_step=nextafter``, compiles the weight-clipping projection with the general
+``jnp.nextafter`` in place of jaxgan's bit-arithmetic inward step (the form it replaced):
+
+    python benchmarks/ab_step.py --case mnist_mlp_clip --variants "default;clip_step=nextafter"
 """
 
 from __future__ import annotations
@@ -34,7 +38,17 @@ CASES = {
     "mnist_mlp_gp": K.mnist_gp_case,
     "mnist_mlp_clip": K.mnist_clip_case,
 }
-OPTIONS = ("batch_fakes", "skip_with", "joint_critic_batch", "unroll_critic")
+OPTIONS = ("batch_fakes", "skip_with", "joint_critic_batch", "unroll_critic", "clip_step")
+CLIP_STEPS = ("bits", "nextafter")
+
+
+def nextafter_step(x: Any, landed: Any) -> Any:
+    """The general inward step ``jaxgan.optim._step_inward`` replaced: ``jnp.nextafter``."""
+    import jax.numpy as jnp
+
+    return jnp.nextafter(x, jnp.where(landed > 0, -jnp.inf, jnp.inf).astype(x.dtype))
+
+
 DEFAULT_VARIANTS = "default;batch_fakes=false,skip_with=select"
 
 
@@ -53,6 +67,8 @@ def parse_variant(text: str) -> dict[str, Any]:
                 f"{', '.join(OPTIONS)}"
             )
         v = value.strip()
+        if name == "clip_step" and v not in CLIP_STEPS:
+            raise ValueError(f"--variants: clip_step must be one of {', '.join(CLIP_STEPS)}")
         out[name] = {"true": True, "false": False, "none": None}.get(v.lower(), v)
     return out
 
@@ -72,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.steps < 1:
         ap.error("--rounds and --steps must be >= 1")
 
+    from unittest import mock
+
     import jax
 
-    from jaxgan import parallel
+    from jaxgan import optim, parallel
 
     mesh = parallel.make_mesh(jax.devices()[:1])
     load_before = C.load_average()
@@ -83,18 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     for label, options in variants:
         case = CASES[args.case]()
         state, make_step, reals, alpha = K.prepare(case, mesh)
+        options = dict(options)
+        clip_step = options.pop("clip_step", "bits")
         step = jax.jit(
             make_step(options.pop("unroll_critic", None), **options),
             out_shardings=(parallel.tree_shardings(state, mesh), None),
             donate_argnums=0,
         )
-        compiled = step.lower(state, reals, alpha).compile()
+        inward = nextafter_step if clip_step == "nextafter" else optim._step_inward
+        with mock.patch.object(optim, "_step_inward", inward):  # traced inside lower()
+            compiled = step.lower(state, reals, alpha).compile()
         flops = C.cost_flops(compiled.cost_analysis())
-        for _ in range(3):  # warm-up
-            state, metrics = step(state, reals, alpha)
+        for _ in range(3):  # warm-up; the compiled executable, so nothing is traced again
+            state, metrics = compiled(state, reals, alpha)
         jax.block_until_ready(state)
         runs.append(
-            {"label": label, "step": step, "state": state, "inputs": (reals, alpha),
+            {"label": label, "step": compiled, "state": state, "inputs": (reals, alpha),
              "flops": flops, "times": []}
         )  # fmt: skip
         print(f"compiled {label}: {flops / 1e9:.3f} GFLOP/iter", flush=True)

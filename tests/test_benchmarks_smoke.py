@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -60,6 +61,9 @@ def test_ab_step_interleaves_variants(tmp_path):
     }
     with pytest.raises(ValueError, match="bad item 'fast=yes'"):
         ab_step.parse_variant("fast=yes")
+    assert ab_step.parse_variant("clip_step=nextafter") == {"clip_step": "nextafter"}
+    with pytest.raises(ValueError, match="clip_step must be one of bits, nextafter"):
+        ab_step.parse_variant("clip_step=fast")
     out = tmp_path / "ab.json"
     argv = ["--case", "toy", "--variants", "default;skip_with=select", "--rounds", "2",
             "--steps", "1", "--out", str(out)]  # fmt: skip
@@ -68,3 +72,23 @@ def test_ab_step_interleaves_variants(tmp_path):
     assert [r["variant"] for r in res["results"]] == ["default", "skip_with=select"]
     for r in res["results"]:
         assert len(r["samples_s"]) == 2 and r["flops_per_iter"] > 1e10
+
+
+def test_ab_step_nextafter_variant_is_the_same_projection():
+    """The A/B's replaced form gives the same bits as jaxgan's step, so it times equal work."""
+    import jax.numpy as jnp
+
+    from jaxgan import optim
+
+    sys.path.insert(0, BENCH)
+    try:
+        import ab_step
+    finally:
+        sys.path.remove(BENCH)
+    rng = np.random.default_rng(1)
+    x = jnp.asarray((rng.normal(size=5000) * 10.0 ** rng.uniform(-8, 2, 5000)).astype(np.float32))
+    landed = jnp.asarray(rng.choice([-1.0, 1.0], 5000).astype(np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(ab_step.nextafter_step(x, landed)).view(np.uint32),
+        np.asarray(optim._step_inward(x, landed)).view(np.uint32),
+    )
