@@ -92,3 +92,21 @@ def test_ab_step_nextafter_variant_is_the_same_projection():
         np.asarray(ab_step.nextafter_step(x, landed)).view(np.uint32),
         np.asarray(optim._step_inward(x, landed)).view(np.uint32),
     )
+
+
+def test_gemm_shapes_forms_compute_the_same_product():
+    """The "tn" form (a stored transposed, contracted on dim 0) is a @ b, like "nn"."""
+    sys.path.insert(0, BENCH)
+    try:
+        import gemm_shapes
+    finally:
+        sys.path.remove(BENCH)
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(6, 5)).astype(np.float32)
+    b = rng.normal(size=(5, 4)).astype(np.float32)
+    want = a.astype(np.float64) @ b
+    np.testing.assert_allclose(np.asarray(gemm_shapes.product("nn")(a, b)), want, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(gemm_shapes.product("tn")(a.T, b)), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="form must be one of nn, tn"):
+        gemm_shapes.product("nt")
+    assert {s[3] for s in gemm_shapes.SHAPES} == {"nn", "tn"}
