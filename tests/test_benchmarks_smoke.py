@@ -3,6 +3,7 @@
 No timing is asserted: the numbers depend on the machine and its load.
 """
 
+import importlib
 import json
 import os
 import sys
@@ -13,12 +14,18 @@ import pytest
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
-def test_run_toy_writes_json(tmp_path):
+def _bench(name: str):
+    """Import ``benchmarks/<name>.py``; the scripts import their siblings, so BENCH is on the
+    path while it loads."""
     sys.path.insert(0, BENCH)
     try:
-        import run
+        return importlib.import_module(name)
     finally:
         sys.path.remove(BENCH)
+
+
+def test_run_toy_writes_json(tmp_path):
+    run = _bench("run")
     out = tmp_path / "run.json"
     argv = ["--cases", "toy", "--reps", "1", "--warmup", "0", "--target-rep-s", "0.01",
             "--exact-flops", "none", "--peak-n", "256", "--out", str(out)]  # fmt: skip
@@ -49,11 +56,7 @@ def test_run_toy_writes_json(tmp_path):
 
 
 def test_ab_step_interleaves_variants(tmp_path):
-    sys.path.insert(0, BENCH)
-    try:
-        import ab_step
-    finally:
-        sys.path.remove(BENCH)
+    ab_step = _bench("ab_step")
     assert ab_step.parse_variant("default") == {}
     assert ab_step.parse_variant("batch_fakes=false,skip_with=select") == {
         "batch_fakes": False,
@@ -80,11 +83,7 @@ def test_ab_step_nextafter_variant_is_the_same_projection():
 
     from jaxgan import optim
 
-    sys.path.insert(0, BENCH)
-    try:
-        import ab_step
-    finally:
-        sys.path.remove(BENCH)
+    ab_step = _bench("ab_step")
     rng = np.random.default_rng(1)
     x = jnp.asarray((rng.normal(size=5000) * 10.0 ** rng.uniform(-8, 2, 5000)).astype(np.float32))
     landed = jnp.asarray(rng.choice([-1.0, 1.0], 5000).astype(np.float32))
@@ -96,11 +95,7 @@ def test_ab_step_nextafter_variant_is_the_same_projection():
 
 def test_gemm_shapes_forms_compute_the_same_product():
     """The "tn" form (a stored transposed, contracted on dim 0) is a @ b, like "nn"."""
-    sys.path.insert(0, BENCH)
-    try:
-        import gemm_shapes
-    finally:
-        sys.path.remove(BENCH)
+    gemm_shapes = _bench("gemm_shapes")
     rng = np.random.default_rng(2)
     a = rng.normal(size=(6, 5)).astype(np.float32)
     b = rng.normal(size=(5, 4)).astype(np.float32)

@@ -190,7 +190,8 @@ def test_step_inward_matches_nextafter_bitwise(dtype):
     x = np.concatenate([x, np.array([np.inf, -np.inf], dtype)])
     landed_sign = np.concatenate([landed_sign, np.array([1, -1], dtype)])
     toward = np.where(landed_sign > 0, -np.inf, np.inf).astype(dtype)
-    expected = np.nextafter(x, toward)
+    with np.errstate(over="ignore"):  # the largest finite value steps out to inf
+        expected = np.nextafter(x, toward)
     got = np.asarray(jax.jit(_step_inward)(jnp.asarray(x), jnp.asarray(landed_sign)))
     np.testing.assert_array_equal(
         got.view(np.uint16 if dtype == np.float16 else np.uint32),
