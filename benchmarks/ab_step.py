@@ -49,6 +49,26 @@ def nextafter_step(x: Any, landed: Any) -> Any:
     return jnp.nextafter(x, jnp.where(landed > 0, -jnp.inf, jnp.inf).astype(x.dtype))
 
 
+def compile_with_clip_step(jitted: Any, args: tuple, clip_step: str = "bits") -> Any:
+    """``jitted.lower(*args).compile()`` with the clipping projection's inward step of ``clip_step``.
+
+    The step is looked up when the projection is traced, which ``lower`` does. ``jitted`` must
+    wrap a function that was never traced before: JAX caches traces per function, so one traced
+    outside the patch would be served from that cache (``main`` builds a new step function per
+    variant). Call the returned executable, not ``jitted``, so nothing is traced again outside
+    the patch.
+    """
+    from unittest import mock
+
+    from jaxgan import optim
+
+    if clip_step not in CLIP_STEPS:
+        raise ValueError(f"clip_step must be one of {', '.join(CLIP_STEPS)}, got {clip_step!r}")
+    inward = nextafter_step if clip_step == "nextafter" else optim._step_inward
+    with mock.patch.object(optim, "_step_inward", inward):
+        return jitted.lower(*args).compile()
+
+
 DEFAULT_VARIANTS = "default;batch_fakes=false,skip_with=select"
 
 
@@ -88,11 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.steps < 1:
         ap.error("--rounds and --steps must be >= 1")
 
-    from unittest import mock
-
     import jax
 
-    from jaxgan import optim, parallel
+    from jaxgan import parallel
 
     mesh = parallel.make_mesh(jax.devices()[:1])
     load_before = C.load_average()
@@ -108,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             out_shardings=(parallel.tree_shardings(state, mesh), None),
             donate_argnums=0,
         )
-        inward = nextafter_step if clip_step == "nextafter" else optim._step_inward
-        with mock.patch.object(optim, "_step_inward", inward):  # traced inside lower()
-            compiled = step.lower(state, reals, alpha).compile()
+        compiled = compile_with_clip_step(step, (state, reals, alpha), clip_step)
         flops = C.cost_flops(compiled.cost_analysis())
         for _ in range(3):  # warm-up; the compiled executable, so nothing is traced again
             state, metrics = compiled(state, reals, alpha)

@@ -77,20 +77,33 @@ def test_ab_step_interleaves_variants(tmp_path):
         assert len(r["samples_s"]) == 2 and r["flops_per_iter"] > 1e10
 
 
-def test_ab_step_nextafter_variant_is_the_same_projection():
-    """The A/B's replaced form gives the same bits as jaxgan's step, so it times equal work."""
+def test_ab_step_clip_step_variant_compiles_the_replaced_projection():
+    """clip_step=nextafter really compiles jnp.nextafter into the projection, and only then;
+    both forms give the same bits (so the A/B times equal work)."""
+    import jax
     import jax.numpy as jnp
 
-    from jaxgan import optim
+    from jaxgan.optim import clip_weights
 
     ab_step = _bench("ab_step")
     rng = np.random.default_rng(1)
-    x = jnp.asarray((rng.normal(size=5000) * 10.0 ** rng.uniform(-8, 2, 5000)).astype(np.float32))
-    landed = jnp.asarray(rng.choice([-1.0, 1.0], 5000).astype(np.float32))
-    np.testing.assert_array_equal(
-        np.asarray(ab_step.nextafter_step(x, landed)).view(np.uint32),
-        np.asarray(optim._step_inward(x, landed)).view(np.uint32),
+    p = jnp.asarray(
+        (rng.choice([-1, 1], 4000) * 10.0 ** rng.uniform(-3, 1, 4000)).astype(np.float32)
     )
+    u = jnp.asarray((rng.normal(size=4000) * 1e-3).astype(np.float32))
+    tx = clip_weights(0.01)
+
+    def make_update():  # a new function each time: JAX caches traces per function
+        return lambda u, p: tx.update({"w": u}, tx.init({"w": p}), {"w": p})[0]["w"]
+
+    out = {}
+    for form in ab_step.CLIP_STEPS:
+        compiled = ab_step.compile_with_clip_step(jax.jit(make_update()), (u, p), form)
+        assert ("nextafter" in compiled.as_text()) == (form == "nextafter")
+        out[form] = np.asarray(compiled(u, p)).view(np.uint32)
+    np.testing.assert_array_equal(out["bits"], out["nextafter"])
+    with pytest.raises(ValueError, match="clip_step must be one of bits, nextafter"):
+        ab_step.compile_with_clip_step(jax.jit(make_update()), (u, p), "fast")
 
 
 def test_gemm_shapes_forms_compute_the_same_product():
