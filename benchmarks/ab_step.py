@@ -40,6 +40,12 @@ CASES = {
 }
 OPTIONS = ("batch_fakes", "skip_with", "joint_critic_batch", "unroll_critic", "clip_step")
 CLIP_STEPS = ("bits", "nextafter")
+DEFAULT_VARIANTS = "default;batch_fakes=false,skip_with=select"
+
+
+def _check_clip_step(value: str) -> None:
+    if value not in CLIP_STEPS:
+        raise ValueError(f"clip_step must be one of {', '.join(CLIP_STEPS)}, got {value!r}")
 
 
 def nextafter_step(x: Any, landed: Any) -> Any:
@@ -62,14 +68,10 @@ def compile_with_clip_step(jitted: Any, args: tuple, clip_step: str = "bits") ->
 
     from jaxgan import optim
 
-    if clip_step not in CLIP_STEPS:
-        raise ValueError(f"clip_step must be one of {', '.join(CLIP_STEPS)}, got {clip_step!r}")
+    _check_clip_step(clip_step)
     inward = nextafter_step if clip_step == "nextafter" else optim._step_inward
     with mock.patch.object(optim, "_step_inward", inward):
         return jitted.lower(*args).compile()
-
-
-DEFAULT_VARIANTS = "default;batch_fakes=false,skip_with=select"
 
 
 def parse_variant(text: str) -> dict[str, Any]:
@@ -87,8 +89,8 @@ def parse_variant(text: str) -> dict[str, Any]:
                 f"{', '.join(OPTIONS)}"
             )
         v = value.strip()
-        if name == "clip_step" and v not in CLIP_STEPS:
-            raise ValueError(f"--variants: clip_step must be one of {', '.join(CLIP_STEPS)}")
+        if name == "clip_step":
+            _check_clip_step(v)
         out[name] = {"true": True, "false": False, "none": None}.get(v.lower(), v)
     return out
 
