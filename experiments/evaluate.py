@@ -1,6 +1,6 @@
-"""Evaluate a run's checkpoint: ``python experiments/evaluate.py --workdir RUN [--metrics ...]``.
+"""Evaluate a run: ``python experiments/evaluate.py --workdir RUN [--metrics ...]``.
 
-Loads the latest (or ``--checkpoint STEP``) checkpoint, generates with the EMA generator when the
+Restores the newest (or ``--checkpoint STEP``) checkpoint, samples with the EMA generator when the
 run has one, prints a table and writes ``eval_<step>.json`` into the run directory.
 """
 
@@ -9,16 +9,14 @@ import json
 import os
 import sys
 
-from jaxgan.checkpoint import CheckpointError
-from jaxgan.evaluation import METRICS, evaluate_generator, load_run
+from jaxgan.config import ConfigError
+from jaxgan.evaluation import METRICS
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__)
     p.add_argument("--workdir", required=True, help="a run directory of experiments/run.py")
-    p.add_argument(
-        "--metrics", default="swd,ms_ssim,modes", help="comma list of " + ",".join(METRICS)
-    )
+    p.add_argument("--metrics", default="swd,ms_ssim,modes", help="comma list of " + ",".join(METRICS))
     p.add_argument("--num_images", type=int, default=2048)
     p.add_argument("--checkpoint", type=int, default=None, help="step (default: the latest)")
     p.add_argument("--inception_weights", default=None, help="InceptionV3 FID weights (.npz)")
@@ -28,22 +26,18 @@ def main(argv=None) -> int:
     try:
         if a.num_images < 2:
             raise ValueError(f"--num_images must be >= 2, got {a.num_images}.")
-        run, state, meta, step = load_run(a.workdir, a.checkpoint)
-        phase = run.phase_at(max(int(meta["images_seen"]) - 1, 0))
-        result = evaluate_generator(
-            lambda z: run.sample(state, z, phase), run.config, metrics=metrics,
-            num_images=a.num_images, resolution=phase.resolution, seed=a.seed,
-            inception_weights=a.inception_weights,
-        )  # fmt: skip
-    except (ValueError, CheckpointError) as e:
+        from jaxgan import open_run
+
+        run = open_run(a.workdir, a.checkpoint)
+        result = run.evaluate(metrics, a.num_images, seed=a.seed, inception_weights=a.inception_weights)
+    except (ValueError, ConfigError) as e:
         sys.stderr.write(f"evaluate.py: error: {e}\n")
         return 2
-    result = {"step": step, "images_seen": int(meta["images_seen"]), **result}
     width = max(len(k) for k in result)
     for k, v in result.items():
         shown = ", ".join(f"{x:.3f}" for x in v) if isinstance(v, list) else v
         print(f"{k:<{width}}  {shown:.5g}" if isinstance(v, float) else f"{k:<{width}}  {shown}")
-    path = os.path.join(a.workdir, f"eval_{step}.json")
+    path = os.path.join(a.workdir, f"eval_{run.step}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {path}")

@@ -1,7 +1,39 @@
 """jaxgan: GANs the way the literature grew them, in JAX and Flax NNX.
 
-Importing this package is cheap on purpose: submodules are imported on use, so
-``import jaxgan.losses`` pulls in only jax, optax and chex.
+The public API, loaded on first use so that ``import jaxgan.losses`` pulls in only jax, optax and
+chex:
+
+- ``jaxgan.train(config, workdir)`` trains a :class:`Config` into a run directory and returns a
+  :class:`Summary`; running it again resumes.
+- ``jaxgan.open_run(workdir)`` restores a run to sample, interpolate and evaluate.
+- ``jaxgan.configs.get(name)`` / ``jaxgan.configs.names()``: the presets;
+  ``jaxgan.override(config, **flags)`` changes fields by their flag names.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = {
+    "train": ("jaxgan.loop", "train"),
+    "Summary": ("jaxgan.loop", "Summary"),
+    "open_run": ("jaxgan.saved_run", "open_run"),
+    "SavedRun": ("jaxgan.saved_run", "SavedRun"),
+    "Config": ("jaxgan.config", "Config"),
+    "ConfigError": ("jaxgan.config", "ConfigError"),
+    "override": ("jaxgan.config", "override"),
+}
+
+__all__ = [*_API, "configs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        module, attr = _API[name]
+        return getattr(importlib.import_module(module), attr)
+    if name == "configs":
+        return importlib.import_module("jaxgan.configs")
+    raise AttributeError(f"module 'jaxgan' has no attribute {name!r}")

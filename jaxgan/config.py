@@ -1,495 +1,360 @@
-"""The run configuration: command-line flags, their defaults per objective, and their validation.
+"""The run configuration: one frozen, nested, typed object with a JSON round trip.
 
-``parse_args(argv)`` turns flags into a frozen :class:`Config`, resolving every ``None`` default:
-per-loss defaults come from the objective registry (the papers' settings), per-model defaults from
-the model family, progressive defaults from PGGAN (reference: Karras et al. 2018). Bad input raises
-:class:`ConfigError`, which the CLI prints as one line naming the flag and exits with status 2.
+A :class:`Config` has seven sections (data, model, loss, optim, schedule, output, devices). Every
+leaf has a name unique across sections, which is its flat command-line flag (``--batch_size`` sets
+``schedule.batch_size``). Named presets live in :mod:`jaxgan.configs`; :func:`override` applies
+flat overrides to a preset and :func:`validate` checks the result, raising :class:`ConfigError`
+with one line naming the flag.
+
+Changing ``loss`` through :func:`override` resets the objective's own settings (n_critic, penalty
+weights, clipping, optimizer, learning rates, betas) to that loss's paper defaults, unless they are
+overridden too: a preset's WGAN-GP learning rate is never silently kept for a BCE GAN.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jaxgan import losses
+from jaxgan.data.toys import TOY_NAMES
 
-TOY_DATASETS = ("ring8", "grid25", "swissroll", "ring8-veegan", "grid25-veegan")
-MODELS = ("auto", "mlp", "dcgan", "progressive")
-# The offline default job: progressive WGAN-GP on mnist5k, 4 -> 32, sized for ~10 min on 2 CPU cores.
-DEFAULT_DATASET = "mnist5k"
+MODELS = ("mlp", "dcgan", "progressive")
+CRITIC_NORMS = ("none", "batch", "layer")
+DTYPES = ("float32", "bfloat16")
+OPTIMIZERS = ("adam", "rmsprop")
+EVAL_METRICS = ("swd", "ms_ssim", "modes")
 
 
 class ConfigError(ValueError):
-    """A flag has a value that is not allowed; the message names the flag."""
+    """A setting has a value that is not allowed; the message names the flag."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its flag's help text."""
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    dataset: str = _f(
+        "mnist5k",
+        "tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
+        + ", ".join(TOY_NAMES),
+    )
+    data_dir: str | None = _f(None, "tfds data dir (none: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)")
+    download: bool = _f(False, "prepare a tfds dataset (needs TensorFlow and internet)")
+    mirror: bool = _f(False, "random horizontal flips")
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    model: str = _f("progressive", "network family: " + ", ".join(MODELS))
+    latent_dim: int = _f(512, "noise dimension")
+    hidden: tuple[int, ...] = _f((512, 512, 512), "MLP hidden widths")
+    width: int = _f(64, "DCGAN base width")
+    critic_norm: str = _f("none", "critic normalisation: none, batch (no penalty), layer")
+    fmap_base: int = _f(8192, "progressive widths: min(fmap_base / 2^stage, fmap_max)")
+    fmap_max: int = _f(512, "progressive widest layer")
+    mbstd_group: int = _f(4, "minibatch-stddev group size")
+    dtype: str = _f("float32", "compute dtype (bfloat16 keeps float32 parameters and optimizer)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    loss: str = _f("wgan-gp", "the objective: " + ", ".join(sorted(losses.OBJECTIVES)))
+    n_critic: int = _f(5, "critic updates per generator update")
+    gp_weight: float = _f(10.0, "gradient-penalty weight lambda (0: none)")
+    gp_target: float = _f(1.0, "gradient-penalty target gamma (the term is scaled by lambda/gamma^2)")
+    drift: float = _f(0.0, "drift penalty weight on E[D(real)^2] (PGGAN: 0.001)")
+    clip: float | None = _f(None, "weight-clipping bound c (wgan only)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Optim:
+    optimizer: str = _f("adam", "adam or rmsprop")
+    lr_g: float = _f(1e-4, "generator learning rate")
+    lr_d: float = _f(1e-4, "critic learning rate")
+    betas: tuple[float, float] = _f((0.0, 0.9), "Adam betas b1,b2")
+    ema: float = _f(0.0, "generator EMA decay in [0, 1) (0: off)")
+    lr_per_res: dict[int, float] = _f({}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3")
+    reset_adam: bool = _f(True, "reset optimizer moments when a fade and a stabilisation start")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    steps: int = _f(3000, "generator steps of a plain (non-progressive) run")
+    batch_size: int = _f(64, "global batch of a plain run")
+    stage_schedule: tuple[int, ...] = _f(
+        (), "progressive resolutions, e.g. 4,8,16 or 4,8,...,1024 (none: a plain run)"
+    )
+    kimg_stable: float = _f(800.0, "thousands of images per stabilisation phase")
+    kimg_fade: float = _f(800.0, "thousands of images per fade-in phase")
+    batch_per_res: dict[int, int] = _f(
+        {}, "global batch per resolution, e.g. 4:64,8:64 (others: the paper's 16/14/6/3 per device count)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    seed: int = _f(0, "seed of the initial weights, the data order and every random draw")
+    log_every: int = _f(100, "steps between metric logs")
+    sample_every: int = _f(500, "steps between sample grids (0: only at the end)")
+    ckpt_every: int = _f(1000, "steps between checkpoints (and one at the end)")
+    keep_checkpoints: int = _f(3, "how many checkpoints to keep")
+    max_skips: int = _f(20, "stop after this many consecutive steps with non-finite updates")
+    eval_every: int = _f(0, "steps between evaluations (0: off)")
+    eval_metrics: tuple[str, ...] = _f(("swd",), "evaluation metrics: " + ", ".join(EVAL_METRICS))
+    eval_images: int = _f(1024, "images generated per evaluation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Devices:
+    num_devices: int = _f(0, "use the first N devices of this host (0: all)")
+    coordinator_address: str | None = _f(None, "multi-host: host:port of process 0")
+    num_processes: int | None = _f(None, "multi-host: number of processes")
+    process_id: int | None = _f(None, "multi-host: this process's index")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Every setting of a run (all defaults resolved). Saved as ``config.json`` in the workdir."""
+    """Every setting of a run. Saved as ``config.json`` in the run directory."""
 
-    loss: str
-    dataset: str
-    model: str
-    steps: int
-    batch_size: int
-    n_critic: int
-    gp_weight: float
-    gp_target: float
-    drift: float
-    clip: float | None
-    lr_g: float
-    lr_d: float
-    betas: tuple[float, float]
-    optimizer: str
-    ema: float
-    latent_dim: int
-    workdir: str
-    seed: int
-    log_every: int
-    sample_every: int
-    ckpt_every: int
-    keep_checkpoints: int
-    resume: bool
-    quiet: bool
-    max_skips: int
-    critic_norm: str
-    hidden: tuple[int, ...]
-    width: int
-    data_dir: str | None
-    download: bool
-    mirror: bool
-    dtype: str
-    # progressive growing
-    stage_schedule: tuple[int, ...]
-    kimg_stable: float
-    kimg_fade: float
-    batch_per_res: dict[int, int]
-    lr_per_res: dict[int, float]
-    fmap_base: int
-    fmap_max: int
-    mbstd_group: int
-    reset_adam: bool
-    # evaluation during training
-    eval_every: int
-    eval_metrics: tuple[str, ...]
-    eval_images: int
-    # distributed
-    num_devices: int
-    coordinator_address: str | None
-    num_processes: int | None
-    process_id: int | None
+    data: Data = dataclasses.field(default_factory=Data)
+    model: Model = dataclasses.field(default_factory=Model)
+    loss: Loss = dataclasses.field(default_factory=Loss)
+    optim: Optim = dataclasses.field(default_factory=Optim)
+    schedule: Schedule = dataclasses.field(default_factory=Schedule)
+    output: Output = dataclasses.field(default_factory=Output)
+    devices: Devices = dataclasses.field(default_factory=Devices)
 
     @property
     def is_toy(self) -> bool:
-        return self.dataset in TOY_DATASETS
+        return self.data.dataset in TOY_NAMES
 
     @property
     def progressive(self) -> bool:
-        return self.model == "progressive"
+        return self.model.model == "progressive"
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["batch_per_res"] = {str(k): v for k, v in self.batch_per_res.items()}
-        d["lr_per_res"] = {str(k): v for k, v in self.lr_per_res.items()}
-        return d
+        """A JSON-safe nested dict (dict keys as strings)."""
+        out: dict[str, Any] = {}
+        for sec in dataclasses.fields(self):
+            d = dataclasses.asdict(getattr(self, sec.name))
+            out[sec.name] = {
+                k: ({str(r): x for r, x in v.items()} if isinstance(v, dict) else v)
+                for k, v in d.items()
+            }
+        return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Config:
-        """Rebuild a Config from ``config.json`` (as written by :meth:`to_json`)."""
-        d = dict(d)
-        for k in ("betas", "hidden", "stage_schedule", "eval_metrics"):
-            d[k] = tuple(d[k])
-        d["batch_per_res"] = {int(k): int(v) for k, v in d["batch_per_res"].items()}
-        d["lr_per_res"] = {int(k): float(v) for k, v in d["lr_per_res"].items()}
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
+    def from_json(cls, d: Mapping[str, Any]) -> Config:
+        """Rebuild from :meth:`to_json`'s dict; unknown keys are an error."""
+        sections = {}
+        for sec in dataclasses.fields(cls):
+            typ = _SECTION_TYPES[sec.name]
+            values = dict(d.get(sec.name, {}))
+            known = {f.name: f for f in dataclasses.fields(typ)}
+            unknown = set(values) - set(known)
+            if unknown:
+                raise ConfigError(f"config section {sec.name!r} has unknown keys {sorted(unknown)}.")
+            sections[sec.name] = typ(**{k: _coerce(known[k], v) for k, v in values.items()})
+        extra = set(d) - set(sections)
+        if extra:
+            raise ConfigError(f"config has unknown sections {sorted(extra)}.")
+        return cls(**sections)
 
-    # Settings that define the shape of the state: a checkpoint made with other values of these
-    # cannot be resumed, and resuming must refuse rather than silently overwrite.
-    STRUCTURAL = (
-        "loss", "dataset", "model", "latent_dim", "hidden", "width", "critic_norm", "optimizer",
-        "ema", "fmap_base", "fmap_max", "stage_schedule", "clip", "dtype",
-    )  # fmt: skip
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one line and exits with status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        sys.exit(2)
-
-
-def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
-    """The flags of ``experiments/run.py``; ``None`` defaults are resolved by :func:`resolve`."""
-    p = _Parser(
-        prog=prog,
-        description=(
-            "Train a GAN with jaxgan. With no flags: an offline progressive WGAN-GP on mnist5k, "
-            "4 -> 8 -> 16 -> 32 (the quick preset: fmap_base 256, fmap_max 64, latent 64, 16 kimg "
-            "per phase, EMA 0.99), sized for about 10 minutes on a 2-core CPU. The quick preset "
-            "applies to --dataset=mnist5k without --stage_schedule; --model=dcgan on mnist5k has "
-            "one too (base width 32, 2000 steps). Each flag still overrides its own value, and "
-            "other datasets get the paper's settings."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    a = p.add_argument
-    a("--loss", default="wgan-gp", choices=sorted(losses.OBJECTIVES), help="the objective")
-    a(
-        "--dataset",
-        default=DEFAULT_DATASET,
-        help="tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
-        + ", ".join(TOY_DATASETS),
-    )
-    a(
-        "--model",
-        default="auto",
-        choices=MODELS,
-        help="auto: mlp for 2-D toys, progressive for images (dcgan when --stage_schedule=none)",
-    )
-    a(
-        "--steps",
-        type=int,
-        default=None,
-        help="generator steps (default: 3000 toys, 5000 dcgan (2000 on mnist5k); progressive: "
-        "from the kimg schedule)",
-    )
-    a(
-        "--batch_size",
-        type=int,
-        default=None,
-        help="global batch (default: 256 toys, 64 dcgan/mlp images; progressive: --batch_per_res)",
-    )
-    a(
-        "--n_critic",
-        type=int,
-        default=None,
-        help="critic steps per generator step (default: loss's)",
-    )
-    a("--gp_weight", type=float, default=None, help="gradient-penalty weight λ (default: loss's)")
-    a("--gp_target", type=float, default=1.0, help="gradient-penalty target γ (PGGAN; λ/γ² scale)")
-    a(
-        "--drift",
-        type=float,
-        default=None,
-        help="drift penalty ε·E[D(x)²] (default: 0.001 progressive wgan-gp, else 0)",
-    )
-    a("--clip", type=float, default=None, help="weight clipping bound c (wgan only; default 0.01)")
-    a("--lr_g", type=float, default=None, help="generator learning rate (default: loss's)")
-    a("--lr_d", type=float, default=None, help="critic learning rate (default: loss's)")
-    a("--betas", default=None, help="Adam betas 'b1,b2' (default: loss's)")
-    a(
-        "--ema",
-        type=float,
-        default=None,
-        help="generator EMA decay β; 0 = off (default: 0; progressive 0.999, 0.99 in the quick preset)",
-    )
-    a(
-        "--latent_dim",
-        type=int,
-        default=None,
-        help="noise dimension (default: 2 toys, 128 dcgan/mlp, progressive 512 or the quick preset's)",
-    )
-    a("--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)")
-    a("--seed", type=int, default=0)
-    a("--log_every", type=int, default=100, help="steps between metric logs (host syncs only here)")
-    a("--sample_every", type=int, default=500, help="steps between sample grids (0 = only at end)")
-    a("--ckpt_every", type=int, default=1000, help="steps between checkpoints (and at the end)")
-    a("--keep_checkpoints", type=int, default=3, help="how many checkpoints to keep")
-    a(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="resume from the run directory's latest checkpoint; --no-resume refuses an existing run",
-    )
-    a("--quiet", action="store_true", help="plain log lines instead of a progress bar")
-    a(
-        "--max_skips",
-        type=int,
-        default=20,
-        help="stop after this many consecutive steps with non-finite gradients",
-    )
-    a(
-        "--critic_norm",
-        default="auto",
-        choices=("auto", "batch", "layer", "none"),
-        help="critic normalisation (auto: batch for gan/nsgan/wgan dcgan, none with a penalty)",
-    )
-    a("--hidden", default="512,512,512", help="MLP hidden widths")
-    a("--width", type=int, default=None, help="DCGAN base width (default: 64; 32 on mnist5k)")
-    a(
-        "--data_dir",
-        default=None,
-        help="tfds data dir (default: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)",
-    )
-    a(
-        "--download",
-        action="store_true",
-        help="prepare a tfds dataset (needs TensorFlow + internet)",
-    )
-    a("--mirror", action="store_true", help="random horizontal flips")
-    a(
-        "--dtype",
-        default="float32",
-        choices=("float32", "bfloat16"),
-        help="compute dtype (bf16: float32 params and optimizer state)",
-    )
-    g = p.add_argument_group("progressive growing")
-    g.add_argument(
-        "--stage_schedule",
-        default=None,
-        help="resolutions, e.g. 4,8,16 or 4,8,...,1024 (default for images: 4,8,...,<native>)",
-    )
-    g.add_argument(
-        "--kimg_per_phase",
-        type=float,
-        default=None,
-        help="thousands of images per stabilise and per fade phase (paper: 800)",
-    )
-    g.add_argument("--kimg_stable", type=float, default=None, help="overrides --kimg_per_phase")
-    g.add_argument("--kimg_fade", type=float, default=None, help="overrides --kimg_per_phase")
-    g.add_argument(
-        "--batch_per_res",
-        default=None,
-        help="e.g. 4:64,8:64 (default: 16 up to 128, 14 at 256, 6 at 512, 3 at 1024)",
-    )
-    g.add_argument(
-        "--lr_per_res", default=None, help="per-resolution learning rates, e.g. 128:1.5e-3"
-    )
-    g.add_argument(
-        "--fmap_base", type=int, default=None, help="widths min(fmap_base/2^stage, fmap_max)"
-    )
-    g.add_argument("--fmap_max", type=int, default=None)
-    g.add_argument("--mbstd_group", type=int, default=4, help="minibatch-stddev group size")
-    g.add_argument(
-        "--reset_adam",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="reset Adam moments when a fade and a stabilisation start",
-    )
-    e = p.add_argument_group("evaluation")
-    e.add_argument("--eval_every", type=int, default=0, help="steps between evaluations (0 = off)")
-    e.add_argument("--eval_metrics", default="swd", help="comma list of: swd, ms_ssim, modes")
-    e.add_argument("--eval_images", type=int, default=1024, help="images generated per evaluation")
-    a(
-        "--num_devices",
-        type=int,
-        default=0,
-        help="use the first N devices of this host (0 = all); the batch must divide by it",
-    )
-    d = p.add_argument_group("distributed (multi-host)")
-    d.add_argument("--coordinator_address", default=None, help="host:port of process 0")
-    d.add_argument("--num_processes", type=int, default=None)
-    d.add_argument("--process_id", type=int, default=None)
-    return p
+    def flat(self) -> dict[str, Any]:
+        """``{flag name: value}`` over every section."""
+        return {
+            f.name: getattr(getattr(self, sec), f.name) for sec, f in FIELDS.values()
+        }
 
 
-def _positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        rule = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"--{name} must be {rule}, got {value}.")
+_SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+#: flag name -> (section name, dataclass field)
+FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
+    f.name: (sec, f)
+    for sec, typ in _SECTION_TYPES.items()
+    for f in dataclasses.fields(typ)
+}
+
+# Settings that fix the shape of the train state: a checkpoint made with other values cannot be
+# resumed. Everything else may change on resume when the user allows it (recorded in history).
+STRUCTURAL = (
+    "loss", "dataset", "model", "latent_dim", "hidden", "width", "critic_norm", "optimizer",
+    "ema", "fmap_base", "fmap_max", "stage_schedule", "clip", "dtype",
+)  # fmt: skip
 
 
-def _int_tuple(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"--{flag} must be comma-separated integers, got {text!r}.") from None
-    if not vals or any(v <= 0 for v in vals):
-        raise ConfigError(f"--{flag} must be positive integers, got {text!r}.")
-    return vals
+def _field_type(f: dataclasses.Field) -> Any:
+    hints = typing.get_type_hints(_owner(f))
+    return hints[f.name]
 
 
-def resolve(ns: argparse.Namespace) -> Config:
-    """Fill per-loss, per-model and progressive defaults and validate everything."""
-    obj = losses.get(ns.loss)
-    model = ns.model
-    is_toy = ns.dataset in TOY_DATASETS
-    if model == "auto":
-        if is_toy:
-            model = "mlp"
-        elif ns.stage_schedule is not None and ns.stage_schedule.lower() == "none":
-            model = "dcgan"
-        else:
-            model = "progressive"
-    if is_toy and model in ("dcgan", "progressive"):
-        raise ConfigError(f"--model={model} needs an image dataset; --dataset={ns.dataset} is 2-D.")
-    if (
-        ns.stage_schedule is not None
-        and ns.stage_schedule.lower() != "none"
-        and model != "progressive"
-    ):
-        raise ConfigError(f"--stage_schedule needs --model=progressive (got --model={model}).")
-    progressive = model == "progressive"
+def _owner(f: dataclasses.Field) -> type:
+    for typ in _SECTION_TYPES.values():
+        if any(g is f for g in dataclasses.fields(typ)):
+            return typ
+    raise KeyError(f.name)
 
-    for name in ("steps", "batch_size", "n_critic", "latent_dim", "log_every", "ckpt_every",
-                 "keep_checkpoints", "max_skips", "width", "fmap_base", "fmap_max", "mbstd_group",
+
+def _coerce(f: dataclasses.Field, v: Any) -> Any:
+    """A JSON value into the field's Python type (tuples, int-keyed dicts)."""
+    typ = _field_type(f)
+    origin = typing.get_origin(typ)
+    if v is None:
+        return None
+    if origin is tuple:
+        return tuple(typing.get_args(typ)[0](x) for x in v)
+    if origin is dict:
+        kt, vt = typing.get_args(typ)
+        return {kt(k): vt(x) for k, x in v.items()}
+    return v
+
+
+def objective_defaults(loss: str) -> dict[str, Any]:
+    """The paper settings that belong to an objective (flat names)."""
+    obj = losses.get(loss)
+    o = obj.optimizer
+    return {
+        "n_critic": obj.n_critic,
+        "gp_weight": obj.gp_weight,
+        "gp_target": obj.gp_target,
+        "drift": obj.drift_weight,
+        "clip": obj.clip,
+        "optimizer": o.name,
+        "lr_g": o.learning_rate,
+        "lr_d": o.learning_rate,
+        "betas": (o.b1, o.b2),
+    }
+
+
+def replace(config: Config, **flat: Any) -> Config:
+    """``config`` with flat fields replaced (no validation, no loss defaults)."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if name not in FIELDS:
+            raise ConfigError(f"--{name} is not a setting; see --help for the list.")
+        by_section.setdefault(FIELDS[name][0], {})[name] = value
+    return dataclasses.replace(
+        config,
+        **{s: dataclasses.replace(getattr(config, s), **v) for s, v in by_section.items()},
+    )
+
+
+def override(config: Config, **flat: Any) -> Config:
+    """``config`` with flat overrides applied, then validated.
+
+    A new ``loss`` first resets the objective's settings to that loss's paper defaults (see the
+    module docstring); the other overrides are applied after.
+    """
+    if "loss" in flat and flat["loss"] != config.loss.loss:
+        try:
+            defaults = objective_defaults(flat["loss"])
+        except ValueError as e:
+            raise ConfigError(f"--loss: {e}") from None
+        config = replace(config, loss=flat["loss"], **defaults)
+    return validate(replace(config, **flat))
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def check_per_res(c: Config, names: Iterable[str]) -> None:
+    """The per-resolution tables ``names`` (as given by the user) name only scheduled resolutions.
+
+    (A preset's table may cover more resolutions than a shortened schedule uses.)"""
+    sched = c.schedule.stage_schedule
+    for name in names:
+        extra = sorted(set(c.flat()[name]) - set(sched))
+        _check(not extra, f"--{name}: resolutions {extra} are not in --stage_schedule {list(sched)}.")
+
+
+def validate(c: Config) -> Config:
+    """Check every value and the combinations; returns ``c`` or raises ConfigError (one line)."""
+    from jaxgan import progressive as prog
+
+    v = c.flat()
+    _check(v["loss"] in losses.OBJECTIVES, f"--loss={v['loss']!r}: allowed: {', '.join(sorted(losses.OBJECTIVES))}.")
+    for name, allowed in (("model", MODELS), ("critic_norm", CRITIC_NORMS), ("dtype", DTYPES),
+                          ("optimizer", OPTIMIZERS)):  # fmt: skip
+        _check(v[name] in allowed, f"--{name}={v[name]!r}: allowed: {', '.join(allowed)}.")
+    for name in ("steps", "batch_size", "n_critic", "latent_dim", "width", "fmap_base", "fmap_max",
+                 "mbstd_group", "log_every", "ckpt_every", "keep_checkpoints", "max_skips",
                  "eval_images"):  # fmt: skip
-        _positive(name, getattr(ns, name))
-    for name in ("sample_every", "eval_every", "gp_weight", "drift", "ema", "num_devices"):
-        _positive(name, getattr(ns, name), allow_zero=True)
-    for name in ("kimg_per_phase", "kimg_stable", "kimg_fade", "lr_g", "lr_d", "clip", "gp_target"):
-        _positive(name, getattr(ns, name))
-    if ns.ema is not None and ns.ema >= 1:
-        raise ConfigError(f"--ema must be in [0, 1), got {ns.ema}.")
+        _check(isinstance(v[name], int) and v[name] > 0, f"--{name} must be a positive integer, got {v[name]!r}.")
+    for name in ("sample_every", "eval_every", "num_devices"):
+        _check(isinstance(v[name], int) and v[name] >= 0, f"--{name} must be an integer >= 0, got {v[name]!r}.")
+    for name in ("lr_g", "lr_d", "gp_target", "kimg_stable"):
+        _check(_finite(v[name]) and v[name] > 0, f"--{name} must be a positive number, got {v[name]!r}.")
+    for name in ("gp_weight", "drift", "kimg_fade"):
+        _check(_finite(v[name]) and v[name] >= 0, f"--{name} must be a number >= 0, got {v[name]!r}.")
+    _check(_finite(v["ema"]) and 0 <= v["ema"] < 1, f"--ema must be in [0, 1), got {v['ema']!r}.")
+    b = v["betas"]
+    _check(len(b) == 2 and all(_finite(x) and 0 <= x < 1 for x in b),
+           f"--betas must be two numbers in [0, 1) like 0.5,0.9; got {b!r}.")  # fmt: skip
+    _check(len(v["hidden"]) > 0 and all(h > 0 for h in v["hidden"]),
+           f"--hidden must be positive integers, got {v['hidden']!r}.")  # fmt: skip
+    bad = [m for m in v["eval_metrics"] if m not in EVAL_METRICS]
+    _check(not bad, f"--eval_metrics allows {', '.join(EVAL_METRICS)}; got {','.join(bad)}.")
 
-    if ns.clip is not None and obj.clip is None:
-        raise ConfigError(
-            f"--clip applies only to a loss that clips weights (wgan); --loss={ns.loss} does not."
-        )
-    if ns.betas is None:
-        betas = (obj.optimizer.b1, obj.optimizer.b2)
-    else:
+    obj = losses.get(v["loss"])
+    if v["clip"] is not None:
+        _check(obj.clip is not None,
+               f"--clip applies only to a loss that clips weights (wgan); --loss={v['loss']} does not.")  # fmt: skip
+        _check(_finite(v["clip"]) and v["clip"] > 0, f"--clip must be a positive number, got {v['clip']!r}.")
+    _check(not (v["critic_norm"] == "batch" and v["gp_weight"] > 0),
+           "--critic_norm=batch cannot be used with a gradient penalty (--gp_weight > 0): BatchNorm "
+           "couples the samples the penalty treats one by one; use --critic_norm=layer or none.")  # fmt: skip
+    _check(not (v["critic_norm"] == "batch" and v["model"] != "dcgan"),
+           f"--critic_norm=batch is available for --model=dcgan only, not {v['model']}.")  # fmt: skip
+    _check(not (v["critic_norm"] == "layer" and v["model"] == "progressive"),
+           "--critic_norm=layer is not available for --model=progressive (it has no critic norm).")  # fmt: skip
+
+    toy = c.is_toy
+    _check(not (toy and v["model"] != "mlp"),
+           f"--model={v['model']} needs an image dataset; --dataset={v['dataset']} is 2-D points (use --model=mlp).")  # fmt: skip
+    sched = v["stage_schedule"]
+    if v["model"] == "progressive":
+        _check(len(sched) > 0, "--model=progressive needs a --stage_schedule such as 4,8,16,32.")
         try:
-            betas = tuple(float(b) for b in ns.betas.split(","))
-        except ValueError:
-            betas = ()
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ConfigError(
-                f"--betas must be two numbers in [0, 1) like 0.5,0.9; got {ns.betas!r}."
-            )
-    optimizer = obj.optimizer.name
-    lr = obj.optimizer.learning_rate
-    n_critic = ns.n_critic or obj.n_critic
-    ema = ns.ema if ns.ema is not None else 0.0
-    drift = ns.drift if ns.drift is not None else 0.0
-    gp_weight = ns.gp_weight if ns.gp_weight is not None else obj.gp_weight
-    if is_toy and ns.loss == "wgan-gp":
-        # The WGAN-GP toy script (gan_toy.py): λ 0.1, Adam β (0.5, 0.9), batch 256. Algorithm 1's
-        # β1 = 0 with λ 10 oscillates on the 2-D toys (measured: W estimate flips sign).
-        gp_weight = ns.gp_weight if ns.gp_weight is not None else 0.1
-        betas = betas if ns.betas is not None else (0.5, 0.9)
-
-    critic_norm = ns.critic_norm
-    if critic_norm == "auto":
-        critic_norm = "batch" if (model == "dcgan" and gp_weight == 0) else "none"
-    if critic_norm == "batch" and gp_weight > 0:
-        raise ConfigError(
-            "--critic_norm=batch cannot be used with a gradient penalty: BatchNorm couples the "
-            "samples the penalty treats one by one; use --critic_norm=layer or none."
-        )
-    if critic_norm == "batch" and model != "dcgan":
-        raise ConfigError(f"--critic_norm=batch is available for --model=dcgan only, not {model}.")
-
-    stage_schedule: tuple[int, ...] = ()
-    batch_per_res: dict[int, int] = {}
-    lr_per_res: dict[int, float] = {}
-    kimg_stable = kimg_fade = 0.0
-    fmap_base = ns.fmap_base or 0
-    fmap_max = ns.fmap_max or 0
-    latent_default = 2 if is_toy else 128
-    if progressive:
-        from jaxgan import progressive as prog
-
-        quick = ns.dataset == DEFAULT_DATASET and ns.stage_schedule is None
-        try:
-            text = ns.stage_schedule or ("4,8,16,32" if quick else "4,8,...,32")
-            stage_schedule = tuple(prog.parse_stage_schedule(text))
-            batch_per_res = prog.parse_batch_per_res(
-                ns.batch_per_res or ("4:64,8:64,16:32,32:32" if quick else None), stage_schedule
-            )
-            lr_per_res = (
-                prog.parse_per_res_float(ns.lr_per_res, "--lr_per_res") if ns.lr_per_res else {}
-            )
+            prog.parse_stage_schedule(",".join(map(str, sched)))
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        per_phase = ns.kimg_per_phase or (16.0 if quick else 800.0)
-        kimg_stable = ns.kimg_stable or per_phase
-        kimg_fade = ns.kimg_fade or per_phase
-        fmap_base = ns.fmap_base or (256 if quick else 8192)
-        fmap_max = ns.fmap_max or (64 if quick else 512)
-        latent_default = 64 if quick else 512
-        if ns.loss == "wgan-gp":
-            # PGGAN: Adam 1e-3, β (0, 0.99), n_critic 1, drift 0.001, EMA 0.999.
-            lr = 1e-3
-            betas = betas if ns.betas is not None else (0.0, 0.99)
-            n_critic = ns.n_critic or 1
-            drift = ns.drift if ns.drift is not None else 0.001
-        # PGGAN's 0.999 (half-life ~700 steps) suits its ~10^5-10^6 steps; the quick preset runs
-        # ~2,000 steps, where 0.999 still carries ~1/3 of the initial weights: use 0.99 there.
-        ema = ns.ema if ns.ema is not None else (0.99 if quick else 0.999)
-    batch_default = 256 if is_toy else 64
-    steps_default = 3000 if is_toy else 5000
-    width = ns.width or 64
-    if model == "dcgan" and ns.dataset == DEFAULT_DATASET:
-        # The DCGAN quick preset: digits after ~15-20 min on the 2-core CPU (BUILD_NOTES).
-        steps_default = 2000
-        width = ns.width or 32
-    workdir = (
-        ns.workdir or f"runs/{ns.dataset.replace(':', '_').replace('/', '_')}-{ns.loss}-{model}"
-    )
-    eval_metrics = tuple(m.strip() for m in ns.eval_metrics.split(",") if m.strip())
-    bad = [m for m in eval_metrics if m not in ("swd", "ms_ssim", "modes")]
-    if bad:
-        raise ConfigError(f"--eval_metrics allows swd, ms_ssim, modes; got {','.join(bad)}.")
-    return Config(
-        loss=ns.loss,
-        dataset=ns.dataset,
-        model=model,
-        steps=ns.steps or (0 if progressive else steps_default),
-        batch_size=ns.batch_size or batch_default,
-        n_critic=n_critic,
-        gp_weight=gp_weight,
-        gp_target=ns.gp_target,
-        drift=drift,
-        clip=(ns.clip or obj.clip) if obj.clip is not None else None,
-        lr_g=ns.lr_g or lr,
-        lr_d=ns.lr_d or lr,
-        betas=(float(betas[0]), float(betas[1])),
-        optimizer=optimizer,
-        ema=float(ema),
-        latent_dim=ns.latent_dim or latent_default,
-        workdir=workdir,
-        seed=ns.seed,
-        log_every=ns.log_every,
-        sample_every=ns.sample_every,
-        ckpt_every=ns.ckpt_every,
-        keep_checkpoints=ns.keep_checkpoints,
-        resume=ns.resume,
-        quiet=ns.quiet,
-        max_skips=ns.max_skips,
-        critic_norm=critic_norm,
-        hidden=_int_tuple(ns.hidden, "hidden"),
-        width=width,
-        data_dir=ns.data_dir,
-        download=ns.download,
-        mirror=ns.mirror,
-        dtype=ns.dtype,
-        stage_schedule=stage_schedule,
-        kimg_stable=kimg_stable,
-        kimg_fade=kimg_fade,
-        batch_per_res=batch_per_res,
-        lr_per_res=lr_per_res,
-        fmap_base=fmap_base,
-        fmap_max=fmap_max,
-        mbstd_group=ns.mbstd_group,
-        reset_adam=ns.reset_adam,
-        eval_every=ns.eval_every,
-        eval_metrics=eval_metrics,
-        eval_images=ns.eval_images,
-        num_devices=ns.num_devices,
-        coordinator_address=ns.coordinator_address,
-        num_processes=ns.num_processes,
-        process_id=ns.process_id,
-    )
+        _check(all(isinstance(x, int) and x > 0 for x in v["batch_per_res"].values()),
+               f"--batch_per_res values must be positive integers, got {v['batch_per_res']}.")  # fmt: skip
+        _check(all(_finite(x) and x > 0 for x in v["lr_per_res"].values()),
+               f"--lr_per_res values must be positive numbers, got {v['lr_per_res']}.")  # fmt: skip
+    else:
+        _check(not sched,
+               f"--stage_schedule needs --model=progressive (got --model={v['model']}); use "
+               "--stage_schedule=none for a plain run.")  # fmt: skip
+    return c
 
 
-def parse_args(argv: list[str] | None = None, prog: str = "run.py") -> Config:
-    """Parse and resolve; raises ConfigError for values argparse itself cannot check."""
-    return resolve(build_parser(prog).parse_args(argv))
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def conflicts(saved: dict[str, Any], config: Config) -> list[str]:
-    """The structural settings on which a saved config.json and ``config`` disagree."""
-    now = json.loads(json.dumps(config.to_json()))
-    return [
-        f"{k}: checkpoint has {saved.get(k)!r}, now {now.get(k)!r}"
-        for k in Config.STRUCTURAL
-        if k in saved and saved.get(k) != now.get(k)
-    ]
+def is_optional(typ: Any) -> bool:
+    """Whether a field type admits ``None``."""
+    return (typing.get_origin(typ) in (typing.Union, types.UnionType)) and type(None) in typing.get_args(typ)
+
+
+def field_type(name: str) -> Any:
+    """The Python type of the flat field ``name``."""
+    return _field_type(FIELDS[name][1])

@@ -1,21 +1,18 @@
 """Evaluate a generator: SWD, MS-SSIM, mode coverage and FID/KID/precision-recall.
 
-Used by ``experiments/evaluate.py`` (on a checkpoint) and by the trainer's ``--eval_every``. Images
-are generated from the EMA generator when the run has one. Features for FID/KID/PR come from the
-offline digit classifier (grayscale digit datasets) or from an InceptionV3 whose weights file the
-user supplies (``--inception_weights``); these machines cannot download them.
+Used by :meth:`jaxgan.SavedRun.evaluate` (``experiments/evaluate.py``) and by the loop's
+``eval_every``; it takes the dataset's name, never a training config. Features for FID/KID/PR come
+from the offline digit classifier (grayscale digit datasets) or from an InceptionV3 whose weights
+file the user supplies (``--inception_weights``); these machines cannot download them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-
-from jaxgan.config import Config
 
 METRICS = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
 DIGIT_DATASETS = ("mnist5k", "digits", "tfds:mnist", "tfds:fashion_mnist")
@@ -37,15 +34,17 @@ def generate_images(
     return np.concatenate(out)[:num]
 
 
-def real_images(config: Config, num: int, resolution: int | None, seed: int = 0) -> np.ndarray:
-    """``num`` real samples of the run's dataset at ``resolution`` (host numpy, [-1, 1])."""
+def real_images(
+    dataset: str, num: int, resolution: int | None, seed: int = 0, data_dir: str | None = None
+) -> np.ndarray:
+    """``num`` real samples of ``dataset`` at ``resolution`` (host numpy, [-1, 1])."""
     from jaxgan import data, parallel
 
     batch = 256 if num >= 256 else num
     mesh = parallel.make_mesh(jax.local_devices()[:1])
     pipe = data.load(
-        config.dataset, batch_size=batch, resolution=resolution, seed=seed + 12345,
-        mesh=mesh, data_dir=config.data_dir,
+        dataset, batch_size=batch, resolution=resolution, seed=seed + 12345,
+        mesh=mesh, data_dir=data_dir,
     )  # fmt: skip
     try:
         out = []
@@ -58,15 +57,16 @@ def real_images(config: Config, num: int, resolution: int | None, seed: int = 0)
 
 def evaluate_images(
     fake: np.ndarray,
-    config: Config,
+    dataset: str,
     *,
     metrics: Sequence[str] = ("swd",),
+    data_dir: str | None = None,
     resolution: int | None = None,
     seed: int = 0,
     inception_weights: str | None = None,
     cache_dir: str | None = None,
 ) -> dict[str, Any]:
-    """The requested metrics of generated samples ``fake`` against the run's real data.
+    """The requested metrics of generated samples ``fake`` against ``dataset``'s real data.
 
     ``fake``: (N, H, W, C) in [-1, 1] (or (N, 2) points for the toys). Returns a flat dict of floats
     (and per-level SWD lists).
@@ -75,12 +75,14 @@ def evaluate_images(
     if bad:
         raise ValueError(f"--metrics allows {', '.join(METRICS)}; got {', '.join(bad)}.")
     out: dict[str, Any] = {"num_images": int(len(fake))}
-    if config.is_toy:
+    from jaxgan.data.toys import TOY_NAMES
+
+    if dataset in TOY_NAMES:
         if "modes" in metrics:
             from jaxgan.data.toys import get_toy
             from jaxgan.metrics.modes import toy_mode_metrics
 
-            toy = get_toy(config.dataset)
+            toy = get_toy(dataset)
             if len(toy.centers):
                 out.update(
                     {
@@ -90,7 +92,7 @@ def evaluate_images(
                 )
         return out
     need_real = any(m in metrics for m in ("swd", "fid", "kid", "pr"))
-    real = real_images(config, len(fake), resolution, seed) if need_real else None
+    real = real_images(dataset, len(fake), resolution, seed, data_dir) if need_real else None
     if "swd" in metrics:
         from jaxgan.metrics.swd import sliced_wasserstein, swd_noise_floor
 
@@ -99,7 +101,8 @@ def evaluate_images(
         out["swd/levels"] = [float(v) for v in swd["levels"]]
         if len(real) >= 4:
             floor = swd_noise_floor(
-                np.concatenate([real, real_images(config, len(real), resolution, seed + 1)]), seed
+                np.concatenate([real, real_images(dataset, len(real), resolution, seed + 1, data_dir)]),
+                seed,
             )
             out["swd/noise_floor"] = float(floor["mean"])
     if "ms_ssim" in metrics:
@@ -109,7 +112,7 @@ def evaluate_images(
             out["ms_ssim"] = float(
                 ms_ssim_diversity(fake, num_pairs=min(2000, 4 * len(fake)), seed=seed)
             )
-    digits = config.dataset in DIGIT_DATASETS or config.dataset == "stacked_mnist"
+    digits = dataset in DIGIT_DATASETS or dataset == "stacked_mnist"
     classifier = None
     if digits and any(m in metrics for m in ("modes", "fid", "kid", "pr")):
         from jaxgan.metrics.classifier import load_digit_classifier
@@ -118,7 +121,7 @@ def evaluate_images(
     if "modes" in metrics and classifier is not None:
         from jaxgan.metrics import modes
 
-        if config.dataset == "stacked_mnist":
+        if dataset == "stacked_mnist":
             m = modes.stacked_mnist_mode_metrics(fake, classifier)
         else:
             m = modes.digit_mode_metrics(fake, classifier)
@@ -159,7 +162,8 @@ def evaluate_images(
 
 def evaluate_generator(
     sample_fn: Callable[[jax.Array], np.ndarray],
-    config: Config,
+    dataset: str,
+    latent_dim: int,
     *,
     metrics: Sequence[str],
     num_images: int,
@@ -168,28 +172,5 @@ def evaluate_generator(
     **kw: Any,
 ) -> dict[str, Any]:
     """Generate ``num_images`` with ``sample_fn`` and evaluate them (see :func:`evaluate_images`)."""
-    fake = generate_images(sample_fn, config.latent_dim, num_images, seed)
-    return evaluate_images(fake, config, metrics=metrics, resolution=resolution, seed=seed, **kw)
-
-
-def load_run(workdir: str, step: int | None = None):
-    """(run, state, meta, step) of a run directory's latest (or given) checkpoint."""
-    import json
-
-    from jaxgan import checkpoint as ckpt_lib
-    from jaxgan.engine import Run
-
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise ValueError(f"--workdir {workdir} has no config.json: not a jaxgan run directory.")
-    with open(path) as f:
-        config = Config.from_json(json.load(f))
-    run = Run(config)
-    pipe, state = run.build()
-    pipe.close()
-    checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        state, meta, step = checkpointer.restore(state, run.mesh, step)
-    finally:
-        checkpointer.close()
-    return run, state, meta, step
+    fake = generate_images(sample_fn, latent_dim, num_images, seed)
+    return evaluate_images(fake, dataset, metrics=metrics, resolution=resolution, seed=seed, **kw)

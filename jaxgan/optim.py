@@ -30,44 +30,16 @@ def _bound_in(dtype: Any, c: float) -> jax.Array:
     return jnp.asarray(bound, dtype)
 
 
-_INT_OF_WIDTH = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}
-
-
-def _step_inward(x: jax.Array, landed: jax.Array) -> jax.Array:
-    """``nextafter(x, -inf if landed > 0 else +inf)`` by integer arithmetic on the bit pattern.
-
-    Bitwise equal to ``jnp.nextafter`` wherever ``x`` is not NaN and the step is not from an
-    infinity further outward (neither occurs where the result is used: there ``landed = p + x``
-    is finite and has the sign of any infinite ``x``). IEEE floats are sign-magnitude, so one
-    step toward zero is ``bits − 1`` and one away from it is ``bits + 1`` for either sign; ±0
-    steps to the smallest subnormal of the target side. Under half the operations of the general
-    ``nextafter``, which also handles NaN and equal arguments (11 elementwise operations against
-    25 in the compiled projection): 2-3 % per MNIST WGAN-clip step
-    (``python benchmarks/ab_step.py --case mnist_mlp_clip --variants "default;clip_step=nextafter"``;
-    figures in BUILD_NOTES).
-    """
-    itype = _INT_OF_WIDTH[x.dtype.itemsize]
-    bits = jax.lax.bitcast_convert_type(x, itype)
-    # Sign and zero from the bits, not float compares: XLA:CPU treats subnormals as zero in
-    # comparisons (denormals-are-zero), which would send a subnormal x to the wrong place.
-    is_zero = (bits & itype(jnp.iinfo(itype).max)) == 0
-    toward_neg = landed > 0
-    shrink = (bits >= 0) == toward_neg
-    stepped = bits + jnp.where(shrink, itype(-1), itype(1))
-    tiniest = jnp.where(toward_neg, itype(jnp.iinfo(itype).min + 1), itype(1))
-    return jax.lax.bitcast_convert_type(jnp.where(is_zero, tiniest, stepped), x.dtype)
-
-
 def _project_update(u: jax.Array, p: jax.Array, c: float) -> jax.Array:
     c = _bound_in(p.dtype, c)
     target = jnp.clip(p + u, -c, c)
     new_u = target - p
     # p + (target - p) can round one ulp outside the box; step the update inward until it lands.
-    # One step per pass, toward -inf above the box and +inf below it (a value cannot be both):
-    # bitwise the same as two one-sided nextafter passes.
+    # One step per pass, toward -inf above the box and +inf below it.
     for _ in range(2):
         landed = p + new_u
-        new_u = jnp.where(jnp.abs(landed) > c, _step_inward(new_u, landed), new_u)
+        inward = jnp.where(landed > 0, -jnp.inf, jnp.inf).astype(new_u.dtype)
+        new_u = jnp.where(jnp.abs(landed) > c, jnp.nextafter(new_u, inward), new_u)
     return new_u.astype(u.dtype)
 
 

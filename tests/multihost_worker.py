@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxgan import data, losses, parallel, train  # noqa: E402
+from jaxgan import data, losses, parallel  # noqa: E402
+from jaxgan import step as train  # noqa: E402
 from jaxgan.models.mlp import MLPCritic, MLPGenerator  # noqa: E402
 
 if int(nproc) > 1:

@@ -1,5 +1,7 @@
-"""A user who imports only the losses pays only for jax/optax/chex."""
+"""Imports: a user who imports only the losses pays only for jax/optax/chex; no import cycles."""
 
+import ast
+import os
 import subprocess
 import sys
 
@@ -12,10 +14,11 @@ HEAVY = [
     "tensorflow",
     "jaxgan.models",
     "jaxgan.data",
-    "jaxgan.train",
+    "jaxgan.step",
     "jaxgan.checkpoint",
     "flax",
 ]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("module", ["jaxgan.losses", "jaxgan.optim", "jaxgan.penalties"])
@@ -29,3 +32,52 @@ def test_light_imports(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _module_imports(path: str, name: str, modules: set[str]) -> set[str]:
+    """The jaxgan modules ``name`` imports anywhere in its file (function-local imports too)."""
+    tree = ast.parse(open(path).read())
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base])
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in modules and t != name)
+    return found
+
+
+def test_no_import_cycle_in_jaxgan():
+    """Walk every jaxgan module's imports (module-level and function-local) and look for a cycle."""
+    files = {}
+    for dirpath, _, names in os.walk(os.path.join(ROOT, "jaxgan")):
+        for n in names:
+            if n.endswith(".py"):
+                path = os.path.join(dirpath, n)
+                mod = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                files[mod.removesuffix(".__init__")] = path
+    graph = {m: _module_imports(p, m, set(files)) for m, p in files.items()}
+    # A package's __init__ importing its own submodules is not a cycle of concepts.
+    graph = {m: {t for t in ts if not t.startswith(m + ".")} for m, ts in graph.items()}
+    assert len(graph) > 20 and graph["jaxgan.loop"], graph
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                cycle = stack[stack.index(t):] + [t]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if t not in state:
+                visit(t, stack + [t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])

@@ -15,11 +15,24 @@ def _readme():
 
 def test_readme_python_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", _readme(), re.S)
-    assert blocks, "README has no python example"
-    out = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True,
+    losses_example = next(b for b in blocks if "critic_step" in b)
+    out = subprocess.run([sys.executable, "-c", losses_example], capture_output=True, text=True,
                          timeout=300, cwd=ROOT)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "critic loss:" in out.stdout
+
+
+def test_readme_api_example_runs():
+    """The API example trains a toy, reopens the run, samples and evaluates it."""
+    blocks = re.findall(r"```python\n(.*?)```", _readme(), re.S)
+    api = next(b for b in blocks if "jaxgan.train(" in b)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, "-c", api], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained: 40 steps" in out.stdout
+    modes = int(re.search(r"evaluated: ([0-9.]+) modes", out.stdout).group(1).split(".")[0])
+    assert 0 <= modes <= 8
 
 
 def test_readme_commands_match_ci():

@@ -9,7 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from jaxgan import losses, optim, parallel, train
+from jaxgan import losses, optim, parallel
+from jaxgan import step as train
 from jaxgan.models.mlp import MLPCritic, MLPGenerator
 
 
@@ -51,6 +52,15 @@ def test_step_compiles_once_and_runs_n_critic_updates():
     assert max(jax.tree.leaves(ema_gap)) > 0
 
 
+def _make_step(*args, unroll=True, **kw):
+    """make_train_step as on CPU (unrolled) or as on GPU/TPU (lax.scan), chosen by the backend."""
+    if unroll:
+        return train.make_train_step(*args, **kw)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(jax, "default_backend", lambda: "gpu")
+        return train.make_train_step(*args, **kw)
+
+
 @pytest.mark.parametrize("unroll", [True, False])
 def test_critic_updates_equal_a_manual_loop(unroll):
     """n_critic sequential SGD steps, each on its own real batch (unrolled and lax.scan paths)."""
@@ -59,7 +69,7 @@ def test_critic_updates_equal_a_manual_loop(unroll):
     g = MLPGenerator(2, (2,), hidden=(32, 32), rngs=nnx.Rngs(0))
     d = MLPCritic((2,), hidden=(32, 32), rngs=nnx.Rngs(1))
     state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
-    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll_critic=unroll)
+    step = _make_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll=unroll)
     reals = _reals(3, n_critic=3, batch=8)
     new_state, _ = jax.jit(step)(state, reals, np.float32(1.0))
     # Manual reference: regenerate the same noise and fakes, then 3 explicit updates. The step
@@ -85,13 +95,13 @@ def test_critic_updates_equal_a_manual_loop(unroll):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("skip_with", ["cond", "select"])
-def test_nonfinite_step_is_skipped_and_counted(skip_with):
+@pytest.mark.parametrize("unroll", [True, False])
+def test_nonfinite_step_is_skipped_and_counted(unroll):
     obj = losses.get("wgan-gp")
     g_tx, d_tx = optim.paper_optimizers(obj)
     state, _ = _setup(obj, g_tx, d_tx)
     g_def, d_def = _setup_defs()
-    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, skip_with=skip_with)
+    step = _make_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll=unroll)
     jitted = jax.jit(step)
     bad = _reals(0)
     bad[2, 5, 0] = np.nan  # one critic update sees a NaN
@@ -169,43 +179,6 @@ def test_batchnorm_generator_and_critic_train():
     assert max(jax.tree.leaves(moved)) > 0  # running statistics were updated
 
 
-def test_joint_critic_batch_equals_separate_calls():
-    """Scoring reals and fakes in one call (the MLP critic's default) changes nothing but speed."""
-    obj = losses.get("wgan-gp")
-    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
-    g = MLPGenerator(2, (2,), hidden=(32, 32), rngs=nnx.Rngs(0))
-    d = MLPCritic((2,), hidden=(32, 32), rngs=nnx.Rngs(1))
-    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
-    out = {}
-    for joint in (True, False):
-        step = train.make_train_step(
-            g_def, d_def, obj, g_tx, d_tx, latent_dim=2, joint_critic_batch=joint
-        )
-        out[joint] = jax.jit(step)(state, _reals(5, n_critic=2, batch=16), np.float32(1.0))
-    for a, b in zip(jax.tree.leaves(out[True]), jax.tree.leaves(out[False]), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-
-
-def test_batchnorm_critic_is_scored_in_separate_calls():
-    """A BatchNorm critic's scores depend on the whole batch: the default must not join them."""
-    from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
-
-    obj = losses.get("gan")
-    g_tx, d_tx = optim.paper_optimizers(obj)
-    g = DCGANGenerator(16, 1, 8, base_width=4, rngs=nnx.Rngs(0))
-    d = DCGANCritic(16, 1, norm="batch", base_width=4, rngs=nnx.Rngs(1))
-    assert not d.scores_per_sample
-    state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
-    reals = np.random.default_rng(0).uniform(-1, 1, (1, 8, 16, 16, 1)).astype(np.float32)
-    res = {}
-    for joint in (None, False, True):
-        step = train.make_train_step(
-            g_def, d_def, obj, g_tx, d_tx, latent_dim=8, joint_critic_batch=joint
-        )
-        res[joint] = float(jax.jit(step)(state, reals, np.float32(1.0))[1]["critic_loss"])
-    assert res[None] == res[False] and res[True] != res[False]
-
-
 def _bn_setup(seed=0):
     """An MLP generator with BatchNorm (momentum 0.9) on its second hidden layer."""
     g = MLPGenerator(2, (2,), hidden=(8, 8), batchnorm=True, rngs=nnx.Rngs(seed))
@@ -236,28 +209,18 @@ def _bn_reference(g, state, n_critic, batch, kept):
 
 
 @pytest.mark.parametrize("unroll", [True, False])
-@pytest.mark.parametrize("skip_with", ["cond", "select"])
-def test_batched_fakes_chain_batchnorm_statistics_like_sequential_calls(unroll, skip_with):
-    """One vmapped generator call for all critic updates == n_critic calls, BatchNorm included.
-
-    Update 1 sees a NaN real batch and is skipped: its batch statistics must not count.
-    """
+def test_batchnorm_statistics_follow_the_kept_updates(unroll):
+    """A BatchNorm generator's running averages after one step equal a float64 recomputation of
+    its n_critic + 1 calls; update 1 sees a NaN real batch and is skipped, so it does not count."""
     n_critic, batch = 4, 16
     g, state, g_def, d_def, obj, g_tx, d_tx = _bn_setup()
     reals = _reals(2, n_critic=n_critic, batch=batch)
     reals[1, 3, 1] = np.nan
-    out = {}
-    for batched in (True, False):
-        step = train.make_train_step(
-            g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll_critic=unroll,
-            batch_fakes=batched, skip_with=skip_with,
-        )  # fmt: skip
-        out[batched], metrics = jax.jit(step)(state, reals, np.float32(1.0))
-        assert int(out[batched].skipped) == 1
-    for a, b in zip(jax.tree.leaves(out[True]), jax.tree.leaves(out[False]), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    step = _make_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, unroll=unroll)
+    new, _ = jax.jit(step)(state, reals, np.float32(1.0))
+    assert int(new.skipped) == 1
     want_mean, want_var = _bn_reference(g, state, n_critic, batch, kept=[0, 2, 3])
-    got = out[True].g_rest["norms"][1]
+    got = new.g_rest["norms"][1]
     np.testing.assert_allclose(np.asarray(got["mean"][...]), want_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(got["var"][...]), want_var, rtol=1e-5, atol=1e-6)
 
@@ -274,27 +237,14 @@ class _CountingGenerator(nnx.Module):
         return self.lin(z)
 
 
-def test_batch_fakes_refuses_generators_with_other_state():
+def test_generator_state_sees_every_call():
+    """A generator variable that changes on each call (a counter) sees the n_critic fake batches
+    and the generator update: one call each."""
     g = _CountingGenerator(nnx.Rngs(0))
     d = MLPCritic((2,), hidden=(16,), rngs=nnx.Rngs(1))
     obj = losses.get("wgan-gp")
     g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
     state, g_def, d_def = train.init_train_state(g, d, g_tx, d_tx, jax.random.key(0))
-    reals = _reals(0, n_critic=3, batch=8)
-    forced = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, batch_fakes=True)
-    with pytest.raises(ValueError, match="batch_fakes=True.*calls"):
-        jax.jit(forced)(state, reals, np.float32(1.0))
-    # Auto: such a generator is called once per update, so its counter sees every call.
-    auto = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2)
-    new, _ = jax.jit(auto)(state, reals, np.float32(1.0))
+    step = train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2)
+    new, _ = jax.jit(step)(state, _reals(0, n_critic=3, batch=8), np.float32(1.0))
     assert float(new.g_rest["calls"][...]) == 3 + 1
-
-
-def test_step_options_are_validated():
-    obj = losses.get("wgan-gp")
-    g_tx, d_tx = optax.sgd(1e-2), optax.sgd(1e-2)
-    g_def, d_def = _setup_defs()
-    with pytest.raises(ValueError, match="skip_with must be 'cond', 'select' or None"):
-        train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, skip_with="where")
-    with pytest.raises(ValueError, match="batch_fakes must be True, False or None"):
-        train.make_train_step(g_def, d_def, obj, g_tx, d_tx, latent_dim=2, batch_fakes="yes")

@@ -1,4 +1,5 @@
-"""End-to-end runs of experiments/run.py: exact resume after kill -9, CLI errors, outputs."""
+"""End-to-end runs of experiments/run.py and jaxgan.train: exact resume after kill -9, CLI errors,
+outputs."""
 
 import json
 import os
@@ -11,14 +12,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxgan.engine import main
+from jaxgan.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Engine runs use one device: 8 fake devices on 2 busy cores can miss XLA's 40 s all-reduce
 # rendezvous (seen once in CI). Multi-device runs have their own tests (train step, multihost).
-TOY = ["--dataset=ring8", "--hidden=32,32", "--batch_size=64", "--quiet", "--log_every=50",
+TOY = ["--config=toy-wgan-gp", "--hidden=32,32", "--batch_size=64", "--quiet", "--log_every=50",
        "--sample_every=0", "--seed=3", "--num_devices=1"]  # fmt: skip
-PROG = ["--dataset=mnist5k", "--stage_schedule=4,8,16", "--kimg_per_phase=0.064",
+PROG = ["--config=main", "--stage_schedule=4,8,16", "--kimg_per_phase=0.064",
         "--batch_per_res=4:16,8:16,16:16", "--fmap_base=32", "--fmap_max=16", "--latent_dim=16",
         "--quiet", "--log_every=2", "--sample_every=0", "--seed=1", "--num_devices=1"]  # fmt: skip
 
@@ -95,20 +96,23 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
 @pytest.fixture(scope="module")
 def progressive_run(tmp_path_factory):
     """An uninterrupted 4 -> 8 -> 16 run in this process (the reference for the resume test)."""
-    from jaxgan.config import parse_args
-    from jaxgan.engine import Run
+    from jaxgan.cli import parse
+    from jaxgan.loop import Trainer
 
     workdir = str(tmp_path_factory.mktemp("straight"))
-    run = Run(parse_args([*PROG, f"--workdir={workdir}", "--ckpt_every=100000"]))
-    assert run.run() == 0
-    return run, workdir
+    config, _ = parse([*PROG, "--ckpt_every=100000"])
+    run = Trainer(config, workdir, resume=True, allow_changes=False, quiet=True)
+    run.start()
+    summary = run.run()
+    assert summary.exit_code == 0
+    return run, summary, workdir
 
 
 def test_progressive_schedule_compiles_two_steps_per_resolution(progressive_run):
-    run, workdir = progressive_run
+    run, summary, workdir = progressive_run
     assert set(run._steps) == {(4, False), (8, True), (8, False), (16, True), (16, False)}
     assert all(f._cache_size() == 1 for f in run._steps.values())
-    assert run.final_images == run.schedule.total_images
+    assert summary.images_seen == run.schedule.total_images
     rec = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     fades = [(r["resolution"], r["alpha"]) for r in rec if r.get("phase") == "fade"]
     assert (8, 0.25) in fades and (16, 0.25) in fades  # alpha at the start of step 2 of 4
@@ -118,7 +122,7 @@ def test_progressive_schedule_compiles_two_steps_per_resolution(progressive_run)
 
 
 def test_progressive_resume_mid_fade_is_bitwise_identical(progressive_run, tmp_path):
-    _, straight = progressive_run
+    _, _, straight = progressive_run
     resumed = str(tmp_path / "resumed")
     args = [*PROG, "--ckpt_every=6", f"--workdir={resumed}"]
     _kill_after_checkpoint(args, resumed, 6)  # step 6 is the middle of the fade into 8x8
@@ -132,15 +136,18 @@ def test_progressive_resume_mid_fade_is_bitwise_identical(progressive_run, tmp_p
 @pytest.mark.parametrize(
     "args, flag",
     [
-        (["--loss=wgan-gp", "--dataset=ring8", "--clip=0.1"], "--clip"),
+        (["--config=toy-wgan-gp", "--clip=0.1"], "--clip"),
         (["--dataset=nope"], "--dataset"),
-        (["--dataset=ring8", "--batch_size=0"], "--batch_size"),
-        (["--dataset=ring8", "--batch_size=12"], "batch_size=12"),
-        (["--dataset=mnist5k", "--model=dcgan", "--critic_norm=batch"], "--critic_norm"),
+        (["--config=toy-wgan-gp", "--batch_size=0"], "--batch_size"),
+        (["--config=toy-wgan-gp", "--batch_size=12", "--num_devices=8"], "--batch_size"),
+        (["--config=dcgan-mnist5k", "--critic_norm=batch"], "--critic_norm"),
         (["--stage_schedule=4,12,16"], "--stage_schedule"),
         (["--stage_schedule=4,8,...,64"], "--stage_schedule"),  # above mnist5k's 32
-        (["--dataset=ring8", "--model=dcgan"], "--model"),
+        (["--config=toy-wgan-gp", "--model=dcgan"], "--model"),
+        (["--model=dcgan"], "--stage_schedule"),  # the main preset is progressive
         (["--betas=0.5"], "--betas"),
+        (["--config=nope"], "--config"),
+        (["--batch_per_res=64:16"], "--batch_per_res"),
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line(args, flag, tmp_path, capsys):
@@ -164,12 +171,12 @@ def test_no_resume_and_config_conflicts_refuse(tmp_path, capsys):
     assert "--no-resume" in capsys.readouterr().err
     assert main([*TOY, "--steps=4", wd, "--loss=wgan"]) == 2
     assert "loss" in capsys.readouterr().err
-    assert main([*TOY[1:], "--dataset=ring8", "--hidden=64,64", "--steps=4", wd]) == 2
+    assert main([*TOY[:1], *TOY[2:], "--hidden=64,64", "--steps=4", wd]) == 2
     assert "hidden" in capsys.readouterr().err
 
 
 def test_evaluate_cli_writes_eval_json(progressive_run):
-    _, workdir = progressive_run
+    _, _, workdir = progressive_run
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "experiments", "evaluate.py"), f"--workdir={workdir}",
          "--metrics=swd,ms_ssim", "--num_images=64"],
@@ -206,44 +213,36 @@ def test_eval_every_logs_toy_modes(tmp_path):
 
 def test_progressive_other_objective_in_bfloat16(tmp_path):
     """Another objective (hinge) trains progressively, computing in bf16 with float32 state."""
-    from jaxgan.config import parse_args
-    from jaxgan.engine import Run
-
-    args = [*PROG[:2], "--stage_schedule=4,8", "--kimg_per_phase=0.032", "--batch_per_res=4:16,8:16",
-            *PROG[4:], "--loss=hinge", "--dtype=bfloat16", f"--workdir={tmp_path}"]  # fmt: skip
-    run = Run(parse_args(args))
-    assert run.run() == 0
     import jax
 
-    leaves = jax.tree.leaves((run.final_state.g_params, run.final_state.d_opt))
+    from jaxgan.cli import parse
+    from jaxgan.loop import Trainer
+
+    args = [*PROG[:1], "--stage_schedule=4,8", "--kimg_per_phase=0.032", "--batch_per_res=4:16,8:16",
+            *PROG[4:], "--loss=hinge", "--dtype=bfloat16"]  # fmt: skip
+    config, _ = parse(args)
+    run = Trainer(config, str(tmp_path), resume=True, allow_changes=False, quiet=True)
+    run.start()
+    assert run.run().exit_code == 0
+    leaves = jax.tree.leaves((run.state.g_params, run.state.d_opt))
     assert all(x.dtype in (np.float32, np.int32) for x in leaves)
     rec = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert rec[-1]["resolution"] == 8 and np.isfinite(rec[-1]["critic_loss"])
     assert rec[-1]["skipped_total"] == 0
 
 
-DCGAN = ["--dataset=mnist5k", "--model=dcgan", "--width=8", "--batch_size=8", "--latent_dim=8",
+DCGAN = ["--config=dcgan-mnist5k", "--width=8", "--batch_size=8", "--latent_dim=8",
          "--steps=2", "--quiet", "--log_every=1", "--sample_every=0", "--num_devices=1"]  # fmt: skip
 
 
 @pytest.mark.parametrize("loss", ["gan", "wgan", "wgan-gp"])
 def test_dcgan_runs_end_to_end(loss, tmp_path):
     """Each DCGAN objective trains (BatchNorm G; BatchNorm critic without a penalty) and logs."""
-    assert main([*DCGAN, f"--loss={loss}", f"--workdir={tmp_path}"]) == 0
+    norm = [] if loss == "wgan-gp" else ["--critic_norm=batch"]
+    assert main([*DCGAN, f"--loss={loss}", *norm, f"--workdir={tmp_path}"]) == 0
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["critic_loss"]) and r["skipped_total"] == 0 for r in rows)
     assert os.path.exists(tmp_path / "samples" / "latest.png")
-    assert json.load(open(tmp_path / "config.json"))["critic_norm"] == (
-        "none" if loss == "wgan-gp" else "batch"
-    )
-
-
-def test_dcgan_quick_preset_only_on_mnist5k():
-    from jaxgan.config import parse_args
-
-    quick = parse_args(["--dataset=mnist5k", "--model=dcgan"])
-    assert (quick.width, quick.steps) == (32, 2000)
-    other = parse_args(["--dataset=folder:/nonexistent", "--model=dcgan"])
-    assert (other.width, other.steps) == (64, 5000)
-    assert parse_args(["--dataset=mnist5k", "--model=dcgan", "--width=16"]).width == 16
+    saved = json.load(open(tmp_path / "config.json"))["model"]["critic_norm"]
+    assert saved == ("none" if loss == "wgan-gp" else "batch")

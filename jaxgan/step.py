@@ -1,8 +1,7 @@
 """The GAN train step: a pure function over a state pytree, compiled once with ``jax.jit``.
 
 One call runs ``n_critic`` critic updates — each on a fresh real batch from a stacked
-``[n_critic, B, ...]`` batch (``lax.scan`` on GPU/TPU, unrolled on CPU) and fresh noise — then
-one generator update, and the generator EMA.
+``[n_critic, B, ...]`` batch and fresh noise — then one generator update, and the generator EMA.
 Models are Flax NNX modules split into (graphdef, params, rest); the step merges them inside the
 trace, so nothing is mutated outside it. Losses, penalties and weight clipping come from a
 :class:`jaxgan.losses.Objective` and the optax transforms (clipping is in the critic's chain).
@@ -94,73 +93,17 @@ def init_train_state(
     return state, g_def, d_def
 
 
-def _unroll(unroll_critic: bool | None) -> bool:
-    return jax.default_backend() == "cpu" if unroll_critic is None else unroll_critic
-
-
 def _all_finite(tree: Any) -> jax.Array:
-    """True iff every element of every leaf is finite: one and-reduction of ``isfinite`` per leaf.
-
-    On CPU, inside the current step (updates skipped by ``lax.cond``), this measured 2-7 % faster
-    per MNIST MLP step than one fused ``sum(x * 0)`` over all leaves, which XLA hands to its
-    reduce-window kernels (an interleaved A/B script outside the repo; figures in BUILD_NOTES).
-    It does not rely on NaN propagation through max/sum, so no fast-math flag can turn it off.
-    """
+    """True iff every element of every leaf is finite (one and-reduction per leaf)."""
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.array(True)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-def _skip_by_cond(skip_with: str | None) -> bool:
-    if skip_with is None:
-        return jax.default_backend() == "cpu"
-    if skip_with not in ("cond", "select"):
-        raise ValueError(f"skip_with must be 'cond', 'select' or None (auto); got {skip_with!r}.")
-    return skip_with == "cond"
-
-
-def _guarded_update(ok: jax.Array, by_cond: bool, update: Callable, keep: Any) -> Any:
-    """``update()`` if ``ok`` else ``keep`` (same pytree structure).
-
-    ``by_cond``: a ``lax.cond`` that runs the update only when it is kept (on CPU this avoids a
-    select pass over every parameter and optimizer-state leaf, and the copies XLA adds for it);
-    otherwise the update always runs and a ``where`` picks, which suits GPU/TPU, where a
-    conditional costs a device-to-host read of the predicate.
-    """
-    if by_cond:
-        return jax.lax.cond(ok, lambda k: update(), lambda k: k, keep)
-    return _select(ok, update(), keep)
-
-
-def _running_average_momenta(
-    graphdef: nnx.GraphDef, params: Any, rest: Any
-) -> tuple[list[str], Any]:
-    """Per leaf of ``rest``: the momentum m of a BatchNorm running average.
-
-    Returns ``(unknown, momenta)``: ``unknown`` lists the rest leaves that are not a BatchNorm
-    ``mean``/``var`` (``r ← m·r + (1 − m)·batch statistic``); ``momenta`` is a pytree shaped like
-    ``rest`` (python floats), valid when ``unknown`` is empty.
-    """
-    module = nnx.merge(graphdef, params, rest, copy=True)
-    norms = {
-        tuple(path): float(node.momentum)
-        for path, node in nnx.iter_graph(module)
-        if isinstance(node, nnx.BatchNorm)
-    }
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(rest)
-    unknown, momenta = [], []
-    for keypath, _ in leaves:
-        names = tuple(k.key for k in keypath if isinstance(k, jax.tree_util.DictKey))
-        m = norms.get(names[:-1]) if names and names[-1] in ("mean", "var") else None
-        if m is None:
-            unknown.append("/".join(map(str, names)) or jax.tree_util.keystr(keypath))
-        momenta.append(0.0 if m is None else m)
-    return unknown, jax.tree_util.tree_unflatten(treedef, momenta)
+def _select(ok: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` where ``ok`` else ``old``, leaf by leaf."""
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
 def _run(graphdef: nnx.GraphDef, params: Any, rest: Any, fn: Callable, *args) -> tuple[Any, Any]:
@@ -183,56 +126,26 @@ def make_train_step(
     g_apply: ApplyFn = plain_apply,
     d_apply: ApplyFn = plain_apply,
     real_transform: RealTransform | None = None,
-    unroll_critic: bool | None = None,
-    joint_critic_batch: bool | None = None,
-    batch_fakes: bool | None = None,
-    skip_with: str | None = None,
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``step(state, reals, alpha) -> (state, metrics)`` (pure; jit it with the mesh).
 
     ``reals``: ``(n_critic, B, ...)`` real samples, one batch per critic update; ``alpha``: a float32
     scalar passed to ``g_apply``/``d_apply``/``real_transform`` (the fade-in coefficient).
-    ``unroll_critic``: run the n_critic updates as an unrolled Python loop instead of ``lax.scan``;
-    default (None): unrolled on CPU, where XLA runs convolutions inside a loop body on a slow path
-    (measured 25-50x slower for the progressive networks), scanned on GPU/TPU.
-    ``joint_critic_batch``: score reals and fakes in one critic call on their concatenation (one
-    GEMM of 2B rows per layer instead of two of B; faster on CPU for small batches). Only valid
-    when each score depends on its own sample alone (no BatchNorm, no minibatch stddev); default
-    (None): the critic module's ``scores_per_sample`` attribute (False when absent).
-    ``batch_fakes``: make the n_critic fake batches in one generator call, vmapped over the
-    updates (one GEMM of n_critic·B rows per layer instead of n_critic of B). The generator's
-    parameters do not change during the critic updates and each fake batch is normalised with
-    its own batch statistics, so the fakes are the same; BatchNorm running averages are then
-    chained exactly as n_critic sequential calls would have left them (an update whose critic
-    step is skipped leaves them as they were). Only valid when every non-parameter variable of
-    the generator is a BatchNorm running mean/var (or there is none); default (None): on when
-    that holds and n_critic > 1. ``True`` with other variables raises ``ValueError``.
-    ``skip_with``: how a non-finite update is skipped: ``"cond"`` (``lax.cond``: the update runs
-    only when kept) or ``"select"`` (always computed, then ``where``); default (None): cond on
-    CPU, select on GPU/TPU.
-    All randomness of a step (the n_critic + 1 noise batches, the penalty's ε) is drawn in one
-    call per kind at the start of the step.
+    The n_critic updates are unrolled on the CPU backend, where XLA runs convolutions inside a loop
+    body on a slow path, and a ``lax.scan`` elsewhere (shorter compiles). The noise batches and the
+    penalty's ε of a whole step are drawn at its start, one draw per kind.
     ``metrics``: float32 scalars — critic and generator loss, W estimate (E[f(real)] − E[f(fake)]),
     each penalty term, gradient norms at x̂, mean real and fake scores, skipped updates.
     """
     gp_scale = objective.penalty_scale()
     use_gp = objective.gp_weight > 0
     use_drift = objective.drift_weight > 0
-    by_cond = _skip_by_cond(skip_with)
-    if batch_fakes not in (None, True, False):
-        raise ValueError(f"batch_fakes must be True, False or None (auto); got {batch_fakes!r}.")
+    unroll = jax.default_backend() == "cpu"
 
     def critic_loss(d_params, d_rest, x_real, fake, eps, alpha):
         d_module = nnx.merge(d_graphdef, d_params, d_rest, copy=True)
-        joint = joint_critic_batch
-        if joint is None:
-            joint = bool(getattr(d_module, "scores_per_sample", False))
-        if joint:
-            scores = d_apply(d_module, jnp.concatenate([x_real, fake]), alpha)
-            s_real, s_fake = scores[: x_real.shape[0]], scores[x_real.shape[0] :]
-        else:
-            s_real = d_apply(d_module, x_real, alpha)
-            s_fake = d_apply(d_module, fake, alpha)
+        s_real = d_apply(d_module, x_real, alpha)
+        s_fake = d_apply(d_module, fake, alpha)
         loss = objective.critic_loss(s_real, s_fake)
         aux = {
             "critic_loss": loss,
@@ -264,76 +177,35 @@ def make_train_step(
         scores, _ = _run(d_graphdef, d_params, d_rest, d_apply, fake, alpha)
         return objective.generator_loss(scores), new_g_rest
 
-    def use_batched_fakes(state: TrainState, n_critic: int) -> tuple[bool, Any]:
-        if batch_fakes is False or (batch_fakes is None and n_critic < 2):
-            return False, None
-        unknown, momenta = _running_average_momenta(g_graphdef, state.g_params, state.g_rest)
-        if unknown and batch_fakes:
-            raise ValueError(
-                "batch_fakes=True needs every non-parameter variable of the generator to be a "
-                f"BatchNorm running mean/var; these are not: {', '.join(unknown)}. "
-                "Use batch_fakes=None (auto) or False."
-            )
-        return not unknown, momenta
-
     def step(state: TrainState, reals: jax.Array, alpha: jax.Array):
         alpha = jnp.asarray(alpha, jnp.float32)
         n_critic, batch = reals.shape[0], reals.shape[1]
         key = jax.random.wrap_key_data(state.key)
         key, k_z, k_eps = jax.random.split(key, 3)
-        # Every noise batch of the step (n_critic critic updates, then the generator update) and
-        # every ε in one draw each: per-update draws cost a threefry loop apiece on CPU.
         zs = jax.random.normal(k_z, (n_critic + 1, batch, latent_dim), jnp.float32)
         if use_gp:
             eps = jax.random.uniform(k_eps, (n_critic, batch), jnp.float32)
         else:
             eps = jnp.zeros((n_critic, batch), jnp.float32)  # unused
-        batched, momenta = use_batched_fakes(state, n_critic)
-
-        def generate_fakes(z):
-            return _run(g_graphdef, state.g_params, state.g_rest, g_apply, z, alpha)
-
-        if batched:
-            # Fakes for every critic update in one vmapped call; rests[k] is the rest state one
-            # call on batch k alone would leave: m·r0 + (1 − m)·stat_k.
-            fakes, rests = jax.vmap(generate_fakes)(zs[:n_critic])
-            per_update = (reals, eps, jax.lax.stop_gradient(fakes), rests)
-        else:
-            per_update = (reals, eps, zs[:n_critic])
 
         def critic_update(carry, inputs):
             d_params, d_rest, d_opt, g_rest, skipped = carry
-            x_real, eps_k = inputs[0], inputs[1]
+            x_real, eps_k, z = inputs
             if real_transform is not None:
                 x_real = real_transform(x_real, alpha)
-            if batched:
-                fake, rest_k = inputs[2], inputs[3]
-                # Chain the running averages: m·r_{k-1} + (1 − m)·stat_k
-                # = rest_k + m·(r_{k-1} − r0).
-                new_g_rest = jax.tree.map(
-                    lambda rk, r, r0, m: rk + m * (r - r0), rest_k, g_rest, state.g_rest, momenta
-                )
-            else:
-                fake, new_g_rest = _run(
-                    g_graphdef, state.g_params, g_rest, g_apply, inputs[2], alpha
-                )
-                fake = jax.lax.stop_gradient(fake)
-            fake = fake.astype(x_real.dtype)
+            fake, new_g_rest = _run(g_graphdef, state.g_params, g_rest, g_apply, z, alpha)
+            fake = jax.lax.stop_gradient(fake).astype(x_real.dtype)
             grad_fn = jax.value_and_grad(critic_loss, has_aux=True)
             (loss, (aux, new_d_rest)), grads = grad_fn(d_params, d_rest, x_real, fake, eps_k, alpha)
             ok = jnp.isfinite(loss) & _all_finite(grads)
-
-            def update():
-                updates, new_opt = d_tx.update(grads, d_opt, d_params)
-                return optax.apply_updates(d_params, updates), new_opt, new_d_rest, new_g_rest
-
-            d_params, d_opt, d_rest, g_rest = _guarded_update(
-                ok, by_cond, update, (d_params, d_opt, d_rest, g_rest)
-            )
+            updates, new_opt = d_tx.update(grads, d_opt, d_params)
+            new = (optax.apply_updates(d_params, updates), new_d_rest, new_opt, new_g_rest)
+            d_params, d_rest, d_opt, g_rest = _select(ok, new, (d_params, d_rest, d_opt, g_rest))
             return (d_params, d_rest, d_opt, g_rest, skipped + (~ok).astype(jnp.int32)), aux
 
         carry = (state.d_params, state.d_rest, state.d_opt, state.g_rest, jnp.zeros((), jnp.int32))
-        if _unroll(unroll_critic):
+        per_update = (reals, eps, zs[:n_critic])
+        if unroll:
             auxes = []
             for i in range(n_critic):
                 carry, aux = critic_update(carry, jax.tree.map(lambda x, i=i: x[i], per_update))
@@ -348,13 +220,11 @@ def make_train_step(
             state.g_params, g_rest, d_params, d_rest, zs[n_critic], alpha
         )
         g_ok = jnp.isfinite(g_loss) & _all_finite(g_grads)
-
-        def g_update():
-            g_updates, new_g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
-            return optax.apply_updates(state.g_params, g_updates), new_g_opt, new_g_rest
-
-        g_params, g_opt, g_rest = _guarded_update(
-            g_ok, by_cond, g_update, (state.g_params, state.g_opt, g_rest)
+        g_updates, new_g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
+        g_params, g_opt, g_rest = _select(
+            g_ok,
+            (optax.apply_updates(state.g_params, g_updates), new_g_opt, new_g_rest),
+            (state.g_params, state.g_opt, g_rest),
         )
         ema = state.ema
         if ema_decay > 0:

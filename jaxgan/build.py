@@ -1,0 +1,220 @@
+"""From a :class:`Config` to the pieces of a run: objective, optimizers, models, phases, steps.
+
+Shared by the training loop, :func:`jaxgan.open_run` and the benchmarks, so that all of them
+train and sample exactly the same networks. A plain run is a one-phase schedule (resolution
+``None``); a progressive run follows :class:`jaxgan.progressive.PhaseSchedule`, and each
+(resolution, fading) pair gets its own jitted step with the fade-in α a traced argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from jaxgan import losses, optim, parallel, step
+from jaxgan import progressive as prog
+from jaxgan.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of a run: images ``[start, end)`` at ``resolution`` (None: a plain run)."""
+
+    index: int
+    resolution: int | None
+    fading: bool
+    alpha: float
+    batch_size: int
+    start: int
+    end: int
+
+
+def objective(config: Config) -> losses.Objective:
+    """The registry's objective with the config's penalty weights and n_critic."""
+    c = config.loss
+    return dataclasses.replace(
+        losses.get(c.loss),
+        n_critic=c.n_critic,
+        gp_weight=c.gp_weight,
+        gp_target=c.gp_target,
+        drift_weight=c.drift,
+        clip=c.clip,
+    )
+
+
+def optimizers(
+    config: Config, resolution: int | None = None
+) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """(generator_tx, critic_tx); a per-resolution learning rate overrides both nets' rates."""
+    o = config.optim
+    lr_g, lr_d = o.lr_g, o.lr_d
+    if resolution in o.lr_per_res:
+        lr_g = lr_d = o.lr_per_res[resolution]
+    g = optim.optimizer_from_defaults(o.optimizer, lr_g, b1=o.betas[0], b2=o.betas[1])
+    d = optim.optimizer_from_defaults(o.optimizer, lr_d, b1=o.betas[0], b2=o.betas[1])
+    if config.loss.clip is not None:
+        d = optax.chain(d, optim.clip_weights(config.loss.clip))
+    return g, d
+
+
+def sample_shape(config: Config, native_resolution: int | None, channels: int) -> tuple[int, ...]:
+    """One generated sample's shape: (2,) for toys, else (R, R, C) with R the schedule's last
+    resolution (progressive) or the data's native one."""
+    if config.is_toy:
+        return (2,)
+    res = config.schedule.stage_schedule[-1] if config.progressive else native_resolution
+    return (int(res), int(res), int(channels))
+
+
+def models(config: Config, shape: tuple[int, ...], seed: int) -> tuple[nnx.Module, nnx.Module]:
+    """Generator and critic for one sample of ``shape`` ((2,) or (H, W, C))."""
+    m = config.model
+    rngs = nnx.Rngs(seed)
+    if m.model == "mlp":
+        from jaxgan.models.mlp import MLPCritic, MLPGenerator
+
+        output = "linear" if config.is_toy else "tanh"
+        g = MLPGenerator(m.latent_dim, shape, hidden=m.hidden, output=output, rngs=rngs)
+        d = MLPCritic(shape, hidden=m.hidden, norm=m.critic_norm, rngs=rngs)
+        return g, d
+    res, channels = shape[0], shape[-1]
+    if m.model == "dcgan":
+        from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
+
+        g = DCGANGenerator(res, channels, m.latent_dim, base_width=m.width, rngs=rngs)
+        d = DCGANCritic(res, channels, norm=m.critic_norm, base_width=m.width, rngs=rngs)
+        return g, d
+    from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator
+
+    dtype = jnp.bfloat16 if m.dtype == "bfloat16" else None
+    kw = dict(channels=channels, fmap_base=m.fmap_base, fmap_max=m.fmap_max, dtype=dtype)
+    g = ProgressiveGenerator(res, latent_dim=m.latent_dim, rngs=rngs, **kw)
+    d = ProgressiveCritic(res, mbstd_group_size=m.mbstd_group, rngs=rngs, **kw)
+    return g, d
+
+
+def default_batch(resolution: int, num_devices: int) -> int:
+    """The paper's minibatch at ``resolution`` (16 up to 128, 14, 6, 3) rounded up to a multiple
+    of the device count: no device gets more than the paper's single-GPU batch."""
+    paper = prog.default_batch_size(resolution)
+    return math.ceil(paper / num_devices) * num_devices
+
+
+def batch_table(config: Config, num_devices: int) -> dict[int | None, int]:
+    """Global batch per phase resolution (``None``: the plain run's batch)."""
+    s = config.schedule
+    if not config.progressive:
+        return {None: s.batch_size}
+    return {r: s.batch_per_res.get(r, default_batch(r, num_devices)) for r in s.stage_schedule}
+
+
+class Schedule:
+    """The run's phases by images shown; a plain run is one phase of ``steps`` generator steps."""
+
+    def __init__(self, config: Config, num_devices: int = 1):
+        self.batches = batch_table(config, num_devices)
+        self.n_critic = config.loss.n_critic
+        s = config.schedule
+        if config.progressive:
+            self._prog: prog.PhaseSchedule | None = prog.PhaseSchedule(
+                s.stage_schedule, s.kimg_stable, s.kimg_fade
+            )
+            self.total_images = self._prog.total_images
+        else:
+            self._prog = None
+            self.total_images = s.steps * s.batch_size * self.n_critic
+
+    def phase_at(self, images_seen: int) -> Phase:
+        if self._prog is None:
+            return Phase(0, None, False, 1.0, self.batches[None], 0, self.total_images)
+        p = self._prog.phase_at(images_seen)
+        batch = self.batches[p.resolution]
+        return Phase(p.index, p.resolution, p.fading, p.alpha, batch, p.start_images, p.end_images)
+
+    def phases(self) -> list[Phase]:
+        if self._prog is None:
+            return [self.phase_at(0)]
+        return [self.phase_at(p.start_images) for p in self._prog.phases()]
+
+    def done(self, images_seen: int) -> bool:
+        return images_seen >= self.total_images
+
+    def total_steps(self) -> int:
+        """Generator steps over the whole schedule (a phase ends at the first step past its end)."""
+        total, n = 0, 0
+        for p in self.phases():
+            b = p.batch_size * self.n_critic
+            k = max(math.ceil((p.end - n) / b), 0)
+            total, n = total + k, n + k * b
+        return total
+
+
+def apply_fn(resolution: int | None, fading: bool) -> step.ApplyFn:
+    """``apply(module, x, alpha)`` for a phase: progressive networks at a static resolution."""
+    if resolution is None:
+        return step.plain_apply
+
+    def apply(module: nnx.Module, x: jax.Array, alpha: jax.Array) -> jax.Array:
+        return module(x, resolution, alpha if fading else None)
+
+    return apply
+
+
+def init_state(
+    config: Config, shape: tuple[int, ...], mesh: Mesh
+) -> tuple[step.TrainState, nnx.GraphDef, nnx.GraphDef]:
+    """The initial train state (replicated over ``mesh``) and the two graphdefs."""
+    seed = config.output.seed
+    g, d = models(config, shape, seed)
+    first = Schedule(config).phase_at(0).resolution
+    g_tx, d_tx = optimizers(config, first)
+    state, g_def, d_def = step.init_train_state(
+        g, d, g_tx, d_tx, jax.random.key(seed + 1), ema=config.optim.ema > 0
+    )
+    return parallel.replicate(state, mesh), g_def, d_def
+
+
+def reset_optimizers(
+    config: Config, state: step.TrainState, resolution: int | None, mesh: Mesh
+) -> step.TrainState:
+    """Fresh optimizer states (PGGAN resets Adam when a fade and a stabilisation start)."""
+    g_tx, d_tx = optimizers(config, resolution)
+    return state.replace(
+        g_opt=parallel.replicate(g_tx.init(state.g_params), mesh),
+        d_opt=parallel.replicate(d_tx.init(state.d_params), mesh),
+    )
+
+
+def train_step(
+    config: Config, g_def: nnx.GraphDef, d_def: nnx.GraphDef, resolution: int | None, fading: bool
+) -> Callable:
+    """The pure step of a phase (see :func:`jaxgan.step.make_train_step`)."""
+    from jaxgan.layers import fade_reals
+
+    g_tx, d_tx = optimizers(config, resolution)
+    apply = apply_fn(resolution, fading)
+    return step.make_train_step(
+        g_def, d_def, objective(config), g_tx, d_tx,
+        latent_dim=config.model.latent_dim, ema_decay=config.optim.ema,
+        g_apply=apply, d_apply=apply, real_transform=fade_reals if fading else None,
+    )  # fmt: skip
+
+
+def jit_step(fn: Callable, state: Any, mesh: Mesh) -> Callable:
+    """``fn`` jitted with the state replicated over ``mesh`` and donated."""
+    sharding = parallel.tree_shardings(state, mesh)
+    return jax.jit(fn, out_shardings=(sharding, None), donate_argnums=0)
+
+
+def sampler(g_def: nnx.GraphDef, resolution: int | None, fading: bool) -> Callable:
+    """jitted ``sample(params, rest, z, alpha) -> images`` in inference mode."""
+    apply = apply_fn(resolution, fading)
+    return jax.jit(lambda params, rest, z, alpha: step.generate(g_def, params, rest, z, alpha, apply))

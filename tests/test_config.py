@@ -1,0 +1,115 @@
+"""The config: presets, JSON round trip, flat overrides, the CLI's flags, help and errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jaxgan import configs, losses
+from jaxgan.cli import build_parser, parse
+from jaxgan.config import FIELDS, Config, ConfigError, override, validate
+
+
+@pytest.mark.parametrize("name", configs.names())
+def test_every_preset_is_valid_and_round_trips_through_json(name):
+    c = configs.get(name)
+    again = Config.from_json(json.loads(c.dumps()))
+    assert again == c
+    assert validate(again) is again
+
+
+def test_presets_the_issue_names():
+    names = set(configs.names())
+    assert {"main", "pggan", "dcgan-mnist5k", "toy-wgan-gp", "toy-wgan", "toy-gan"} <= names
+    main = configs.get("main")
+    assert main.data.dataset == "mnist5k" and main.schedule.stage_schedule == (4, 8, 16, 32)
+    paper = configs.get("pggan")
+    assert paper.schedule.stage_schedule[-1] == 1024 and paper.model.fmap_max == 512
+    assert (paper.optim.lr_g, paper.optim.betas, paper.optim.ema) == (1e-3, (0.0, 0.99), 0.999)
+    assert (paper.loss.drift, paper.loss.n_critic, paper.schedule.kimg_stable) == (0.001, 1, 800.0)
+
+
+def test_flat_names_are_unique_and_cover_every_field():
+    count = sum(len(dataclasses.fields(f.type if not isinstance(f.type, str) else
+                                       getattr(Config(), f.name))) for f in dataclasses.fields(Config))  # fmt: skip
+    assert len(FIELDS) == count
+
+
+def test_a_new_loss_brings_its_paper_defaults_unless_overridden():
+    c = override(configs.get("toy-wgan-gp"), loss="wgan")
+    wgan = losses.get("wgan")
+    assert (c.loss.clip, c.loss.gp_weight, c.optim.optimizer) == (0.01, 0.0, "rmsprop")
+    assert c.optim.lr_d == wgan.optimizer.learning_rate and c.loss.n_critic == 5
+    c = override(configs.get("toy-wgan-gp"), loss="gan", lr_d=3e-4)
+    assert c.loss.n_critic == 1 and c.optim.lr_d == 3e-4 and c.optim.lr_g == 2e-4
+    # The same loss again changes nothing else.
+    assert override(configs.get("toy-wgan-gp"), loss="wgan-gp") == configs.get("toy-wgan-gp")
+
+
+def test_stage_schedule_keeps_the_preset_network():
+    """Nothing is picked behind the user's back: a schedule flag changes only the schedule."""
+    c, _ = parse(["--stage_schedule=4,8,16"])
+    main = configs.get("main")
+    assert c.schedule.stage_schedule == (4, 8, 16)
+    assert (c.model.fmap_base, c.model.latent_dim) == (main.model.fmap_base, main.model.latent_dim)
+
+
+def test_mission_command_resolves_to_the_paper_settings():
+    c, _ = parse(["--config=pggan", "--loss=wgan-gp", "--stage_schedule=4,8,...,1024"])
+    assert c.schedule.stage_schedule == (4, 8, 16, 32, 64, 128, 256, 512, 1024)
+    assert c == configs.get("pggan")
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        ({"ema": 1.0}, "--ema"),
+        ({"n_critic": 0}, "--n_critic"),
+        ({"model": "resnet"}, "--model"),
+        ({"critic_norm": "batch"}, "--critic_norm"),
+        ({"stage_schedule": ()}, "--stage_schedule"),
+        ({"lr_per_res": {64: -1.0}}, "--lr_per_res"),
+        ({"eval_metrics": ("fid",)}, "--eval_metrics"),
+        ({"nonsense": 1}, "--nonsense"),
+    ],
+)
+def test_bad_values_name_the_flag(flags, needle):
+    with pytest.raises(ConfigError, match=needle):
+        override(configs.get("main"), **flags)
+
+
+def test_per_res_flags_name_only_scheduled_resolutions():
+    with pytest.raises(ConfigError, match="--lr_per_res"):
+        parse(["--lr_per_res=64:1e-3"])
+    c, _ = parse(["--stage_schedule=4,8"])  # the preset's 16 and 32 entries are simply unused
+    assert c.schedule.batch_per_res[32] == 32
+
+
+def test_config_file_loads_like_a_preset(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(override(configs.get("toy-gan"), steps=7).dumps())
+    c, _ = parse([f"--config={path}", "--seed=3"])
+    assert c.schedule.steps == 7 and c.output.seed == 3 and c.loss.loss == "gan"
+
+
+def test_help_shows_each_default_once_and_lists_presets():
+    text = build_parser().format_help()
+    for name in configs.names():
+        assert f"  {name} " in text
+    assert "(default: None)" not in text
+    import re
+
+    for block in re.split(r"\n  --", text)[1:]:
+        assert block.count("(main:") + block.count("(default:") <= 1, block
+
+
+def test_print_config_prints_the_resolved_json():
+    out = subprocess.run(
+        [sys.executable, "experiments/run.py", "--config=toy-wgan", "--steps=11", "--print_config"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    c = Config.from_json(json.loads(out.stdout))
+    assert c == override(configs.get("toy-wgan"), steps=11)
