@@ -5,7 +5,10 @@ With no flags: the main preset, an offline progressive WGAN-GP on mnist5k, 4 -> 
 
 import sys
 
-from jaxgan.cli import main
-
 if __name__ == "__main__":
+    try:
+        from jaxgan.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while jax loads: a quiet exit, as during start-up
+        sys.stderr.write("run.py: interrupted\n")
+        sys.exit(130)
     sys.exit(main())

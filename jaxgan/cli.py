@@ -159,7 +159,10 @@ def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
 def main(argv: list[str] | None = None) -> int:
     """Parse, train; bad input -> one line on stderr and exit status 2."""
     try:
-        config, ns = parse(argv)
+        try:
+            config, ns = parse(argv)
+        except SystemExit as e:  # the parser has printed --help, or one error line (status 2)
+            return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
         if ns.print_config:
             print(config.dumps())
             return 0

@@ -1,0 +1,156 @@
+"""Faults and bad input at the run level end cleanly (issue 14): one line, an exit status, and
+nothing lost or left behind. Checkpoint-file damage itself is in test_checkpoint_faults.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxgan.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = ["--config=toy-wgan-gp", "--hidden=16,16", "--batch_size=16", "--quiet", "--log_every=100",
+       "--sample_every=0", "--num_devices=1"]  # fmt: skip
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_progressive_batches_are_checked_against_devices_before_the_first_step(tmp_path, capsys):
+    wd = tmp_path / "run"
+    args = ["--stage_schedule=4,8", "--batch_per_res=4:8,8:6", "--num_devices=4", f"--workdir={wd}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--batch_per_res" in err and "8x8" in err, err
+    assert not wd.exists()  # nothing left behind
+
+
+@pytest.mark.parametrize("devices", [1, 2, 4, 8])
+def test_default_per_resolution_batches_divide_over_1_2_4_8_devices(devices):
+    from jaxgan import build, configs
+
+    for res in (4, 8, 16, 32, 64, 128, 256, 512, 1024):
+        b = build.default_batch(res, devices)
+        assert b % devices == 0 and b >= 1
+        # No device gets more than the paper's single-GPU batch.
+        from jaxgan.progressive import default_batch_size
+
+        assert b // devices <= default_batch_size(res)
+    table = build.batch_table(configs.get("pggan"), devices)
+    assert all(b % devices == 0 for b in table.values())
+
+
+def test_max_skips_stops_within_the_streak_whatever_the_log_interval(tmp_path, capsys):
+    """A learning rate of 1e38 explodes the networks at once: every later update is non-finite."""
+    wd = str(tmp_path)
+    code = main([*TOY, "--steps=500", "--max_skips=5", "--ckpt_every=2", "--lr_d=1e38",
+                 "--lr_g=1e38", f"--workdir={wd}"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 3
+    stop = [line for line in out.splitlines() if line.startswith("stopped at step")]
+    assert len(stop) == 1, out
+    step = int(stop[0].split()[3].rstrip(":"))
+    assert step <= 5 + 2, stop[0]
+    rows = _rows(wd)
+    assert rows[-1]["skip_streak"] >= 5 and rows[-1]["step"] == step
+    # Never saved while skipping or exploded: any checkpoint named restores and is finite.
+    if "no checkpoint was saved" not in stop[0]:
+        import jaxgan
+        from jaxgan.checkpoint import is_saveable
+
+        run = jaxgan.open_run(wd)
+        assert is_saveable(run.state) and str(run.step) in stop[0]
+
+
+def test_changed_settings_on_resume_are_refused_or_recorded(tmp_path, capsys):
+    wd = f"--workdir={tmp_path}"
+    assert main([*TOY, "--steps=2", wd]) == 0
+    capsys.readouterr()
+    assert main([*TOY, "--steps=4", "--n_critic=3", "--lr_d=3e-4", wd]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "n_critic" in err and "lr_d" in err and "--allow_config_change" in err
+    assert json.load(open(tmp_path / "config.json"))["loss"]["n_critic"] == 5  # not overwritten
+    assert main([*TOY, "--steps=4", "--n_critic=3", wd, "--allow_config_change"]) == 0
+    history = [json.loads(line) for line in open(tmp_path / "config_history.jsonl")]
+    assert [h["step"] for h in history] == [0, 2]
+    assert history[0]["config"]["loss"]["n_critic"] == 5
+    assert history[1]["config"]["loss"]["n_critic"] == 3
+    assert any("n_critic" in c for c in history[1]["changed"])
+
+
+@pytest.mark.parametrize("dataset", ["folder:/nonexistent", "folder:EMPTY"])
+def test_a_failed_start_leaves_nothing_behind(dataset, tmp_path, capsys):
+    if dataset == "folder:EMPTY":
+        (tmp_path / "empty").mkdir()
+        dataset = f"folder:{tmp_path / 'empty'}"
+    wd = tmp_path / "run"
+    assert main([*TOY, "--config=dcgan-mnist5k", f"--dataset={dataset}", f"--workdir={wd}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--dataset" in err, err
+    assert not wd.exists()
+
+
+def _read_only_mount(path):
+    """A read-only bind mount of ``path`` (root ignores permission bits); None where not allowed."""
+    ok = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode == 0
+    if ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(path)],
+                             capture_output=True).returncode == 0:  # fmt: skip
+        return True
+    if ok:
+        subprocess.run(["umount", str(path)], capture_output=True)
+    return None
+
+
+@pytest.mark.parametrize("kind", ["file", "proc", "readonly"])
+def test_unwritable_workdir_is_one_line(kind, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    if kind == "file":
+        (tmp_path / "f").write_text("x")
+        wd = str(tmp_path / "f" / "run")
+    elif kind == "proc":
+        wd = "/proc/jaxgan-run"
+    else:
+        ro.mkdir()
+        os.chmod(ro, 0o555)
+        if os.access(ro, os.W_OK) and not _read_only_mount(ro):
+            pytest.skip("cannot make a read-only directory here (root, and no bind mount)")
+        wd = str(ro / "run")
+    try:
+        assert main([*TOY, "--steps=1", f"--workdir={wd}"]) == 2
+    finally:
+        if kind == "readonly":
+            subprocess.run(["umount", str(ro)], capture_output=True)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workdir" in err, err
+
+
+def test_ctrl_c_during_start_up_exits_130_quietly(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "experiments", "run.py"), *TOY, "--steps=100000",
+         f"--workdir={tmp_path / 'run'}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # still importing jax or starting up
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if "done:" in out or proc.returncode == 0:
+        pytest.skip("the run had already started its loop (SIGINT there saves and exits 0)")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+
+
+def test_end_of_run_says_where_the_outputs_are(tmp_path, capsys):
+    assert main([*TOY, "--steps=2", "--sample_every=0", f"--workdir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert f"outputs in {tmp_path}" in out
+    for what in ("samples:", "checkpoint:", "metrics.jsonl", "evaluate.py --workdir", "continue:"):
+        assert what in out, out
+    ckpt = next(line for line in out.splitlines() if "checkpoint:" in line).split()[-1]
+    assert os.path.isdir(ckpt)
