@@ -42,6 +42,16 @@ class SavedRun:
         out = fn(params, self.state.g_rest, jnp.asarray(z, jnp.float32), np.float32(self.phase.alpha))
         return np.asarray(jax.device_get(out))
 
+    def critic(self, x: np.ndarray) -> np.ndarray:
+        """The critic's scores of samples ``x`` (inference mode), shape (N,)."""
+        from flax import nnx
+
+        d = nnx.merge(self.d_def, self.state.d_params, self.state.d_rest)
+        d.eval()
+        apply = build.apply_fn(self.phase.resolution, self.phase.fading)
+        out = apply(d, jnp.asarray(x, jnp.float32), jnp.float32(self.phase.alpha))
+        return np.asarray(jax.device_get(out)).reshape(len(x))
+
     def interpolate(self, steps: int = 8, rows: int = 4, *, seed: int = 0) -> np.ndarray:
         """Samples along spherical paths between random latents: (rows·steps, ...), row-major."""
         k0, k1 = jax.random.split(jax.random.key(seed))
