@@ -16,7 +16,9 @@ from jaxgan.evaluation import METRICS
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__)
     p.add_argument("--workdir", required=True, help="a run directory of experiments/run.py")
-    p.add_argument("--metrics", default="swd,ms_ssim,modes", help="comma list of " + ",".join(METRICS))
+    p.add_argument(
+        "--metrics", default="swd,ms_ssim,modes", help="comma list of " + ",".join(METRICS)
+    )
     p.add_argument("--num_images", type=int, default=2048)
     p.add_argument("--checkpoint", type=int, default=None, help="step (default: the latest)")
     p.add_argument("--inception_weights", default=None, help="InceptionV3 FID weights (.npz)")
@@ -29,7 +31,9 @@ def main(argv=None) -> int:
         from jaxgan import open_run
 
         run = open_run(a.workdir, a.checkpoint)
-        result = run.evaluate(metrics, a.num_images, seed=a.seed, inception_weights=a.inception_weights)
+        result = run.evaluate(
+            metrics, a.num_images, seed=a.seed, inception_weights=a.inception_weights
+        )
     except (ValueError, ConfigError) as e:
         sys.stderr.write(f"evaluate.py: error: {e}\n")
         return 2

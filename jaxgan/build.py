@@ -102,8 +102,9 @@ def models(config: Config, shape: tuple[int, ...], seed: int) -> tuple[nnx.Modul
 
 
 def default_batch(resolution: int, num_devices: int) -> int:
-    """The paper's minibatch at ``resolution`` (16 up to 128, 14, 6, 3) rounded up to a multiple
-    of the device count: no device gets more than the paper's single-GPU batch."""
+    """The paper's minibatch at ``resolution`` (:func:`jaxgan.progressive.default_batch_size`)
+    rounded up to a multiple of the device count: no device gets more than the paper's one-GPU
+    batch, and every phase's batch divides over 1, 2, 4 or 8 devices."""
     paper = prog.default_batch_size(resolution)
     return math.ceil(paper / num_devices) * num_devices
 
@@ -217,4 +218,6 @@ def jit_step(fn: Callable, state: Any, mesh: Mesh) -> Callable:
 def sampler(g_def: nnx.GraphDef, resolution: int | None, fading: bool) -> Callable:
     """jitted ``sample(params, rest, z, alpha) -> images`` in inference mode."""
     apply = apply_fn(resolution, fading)
-    return jax.jit(lambda params, rest, z, alpha: step.generate(g_def, params, rest, z, alpha, apply))
+    return jax.jit(
+        lambda params, rest, z, alpha: step.generate(g_def, params, rest, z, alpha, apply)
+    )

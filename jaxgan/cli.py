@@ -53,7 +53,9 @@ def _res_map(kind: type) -> Any:
                     f"{text!r}: write RES:VALUE pairs such as 4:64,8:32"
                 ) from None
             if not sep:
-                raise argparse.ArgumentTypeError(f"{text!r}: write RES:VALUE pairs such as 4:64,8:32")
+                raise argparse.ArgumentTypeError(
+                    f"{text!r}: write RES:VALUE pairs such as 4:64,8:32"
+                )
         return out
 
     return parse
@@ -67,7 +69,9 @@ def _stage_schedule(text: str) -> tuple[int, ...]:
     try:
         return tuple(prog.parse_stage_schedule(text))
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--stage_schedule={text!r}: ")) from None
+        raise argparse.ArgumentTypeError(
+            str(e).removeprefix(f"--stage_schedule={text!r}: ")
+        ) from None
 
 
 def _converter(name: str) -> Any:
@@ -121,14 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Running the same command again resumes the run from its latest checkpoint.",
     )
     run = p.add_argument_group("run")
-    run.add_argument("--config", default="main", help="a preset name or a config JSON file (default: main)")
-    run.add_argument("--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)")
-    run.add_argument("--print_config", action="store_true", help="print the resolved config as JSON and exit")
+    run.add_argument(
+        "--config", default="main", help="a preset name or a config JSON file (default: main)"
+    )
+    run.add_argument(
+        "--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)"
+    )
+    run.add_argument(
+        "--print_config", action="store_true", help="print the resolved config as JSON and exit"
+    )
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="resume from the workdir's checkpoint; --no-resume refuses an existing run")  # fmt: skip
     run.add_argument("--allow_config_change", action="store_true",
                      help="resume with changed non-structural settings (recorded in config_history.jsonl)")  # fmt: skip
-    run.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")
+    run.add_argument(
+        "--quiet", action="store_true", help="plain log lines instead of a progress bar"
+    )
     run.add_argument("--kimg_per_phase", type=float, default=argparse.SUPPRESS,
                      help="sets --kimg_stable and --kimg_fade together")  # fmt: skip
     groups = {s: p.add_argument_group(t) for s, t in _SECTION_TITLES.items()}

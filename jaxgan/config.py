@@ -38,7 +38,9 @@ class ConfigError(ValueError):
 def _f(default: Any, help: str, **kw: Any) -> Any:
     """A dataclass field with its flag's help text."""
     if isinstance(default, (dict, list)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help, **kw}
+        )
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
@@ -49,7 +51,9 @@ class Data:
         "tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
         + ", ".join(TOY_NAMES),
     )
-    data_dir: str | None = _f(None, "tfds data dir (none: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)")
+    data_dir: str | None = _f(
+        None, "tfds data dir (none: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)"
+    )
     download: bool = _f(False, "prepare a tfds dataset (needs TensorFlow and internet)")
     mirror: bool = _f(False, "random horizontal flips")
 
@@ -72,7 +76,9 @@ class Loss:
     loss: str = _f("wgan-gp", "the objective: " + ", ".join(sorted(losses.OBJECTIVES)))
     n_critic: int = _f(5, "critic updates per generator update")
     gp_weight: float = _f(10.0, "gradient-penalty weight lambda (0: none)")
-    gp_target: float = _f(1.0, "gradient-penalty target gamma (the term is scaled by lambda/gamma^2)")
+    gp_target: float = _f(
+        1.0, "gradient-penalty target gamma (the term is scaled by lambda/gamma^2)"
+    )
     drift: float = _f(0.0, "drift penalty weight on E[D(real)^2] (PGGAN: 0.001)")
     clip: float | None = _f(None, "weight-clipping bound c (wgan only)")
 
@@ -84,7 +90,9 @@ class Optim:
     lr_d: float = _f(1e-4, "critic learning rate")
     betas: tuple[float, float] = _f((0.0, 0.9), "Adam betas b1,b2")
     ema: float = _f(0.0, "generator EMA decay in [0, 1) (0: off)")
-    lr_per_res: dict[int, float] = _f({}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3")
+    lr_per_res: dict[int, float] = _f(
+        {}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3"
+    )
     reset_adam: bool = _f(True, "reset optimizer moments when a fade and a stabilisation start")
 
 
@@ -98,7 +106,8 @@ class Schedule:
     kimg_stable: float = _f(800.0, "thousands of images per stabilisation phase")
     kimg_fade: float = _f(800.0, "thousands of images per fade-in phase")
     batch_per_res: dict[int, int] = _f(
-        {}, "global batch per resolution, e.g. 4:64,8:64 (others: the paper's 16/14/6/3 per device count)"
+        {},
+        "global batch per resolution, e.g. 4:64,8:64 (others: the paper's 16/14/6/3 per device count)",
     )
 
 
@@ -164,7 +173,9 @@ class Config:
             known = {f.name: f for f in dataclasses.fields(typ)}
             unknown = set(values) - set(known)
             if unknown:
-                raise ConfigError(f"config section {sec.name!r} has unknown keys {sorted(unknown)}.")
+                raise ConfigError(
+                    f"config section {sec.name!r} has unknown keys {sorted(unknown)}."
+                )
             sections[sec.name] = typ(**{k: _coerce(known[k], v) for k, v in values.items()})
         extra = set(d) - set(sections)
         if extra:
@@ -176,18 +187,14 @@ class Config:
 
     def flat(self) -> dict[str, Any]:
         """``{flag name: value}`` over every section."""
-        return {
-            f.name: getattr(getattr(self, sec), f.name) for sec, f in FIELDS.values()
-        }
+        return {f.name: getattr(getattr(self, sec), f.name) for sec, f in FIELDS.values()}
 
 
 _SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 #: flag name -> (section name, dataclass field)
 FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
-    f.name: (sec, f)
-    for sec, typ in _SECTION_TYPES.items()
-    for f in dataclasses.fields(typ)
+    f.name: (sec, f) for sec, typ in _SECTION_TYPES.items() for f in dataclasses.fields(typ)
 }
 
 # Settings that fix the shape of the train state: a checkpoint made with other values cannot be
@@ -281,7 +288,9 @@ def check_per_res(c: Config, names: Iterable[str]) -> None:
     sched = c.schedule.stage_schedule
     for name in names:
         extra = sorted(set(c.flat()[name]) - set(sched))
-        _check(not extra, f"--{name}: resolutions {extra} are not in --stage_schedule {list(sched)}.")
+        _check(
+            not extra, f"--{name}: resolutions {extra} are not in --stage_schedule {list(sched)}."
+        )
 
 
 def validate(c: Config) -> Config:
@@ -289,20 +298,34 @@ def validate(c: Config) -> Config:
     from jaxgan import progressive as prog
 
     v = c.flat()
-    _check(v["loss"] in losses.OBJECTIVES, f"--loss={v['loss']!r}: allowed: {', '.join(sorted(losses.OBJECTIVES))}.")
+    _check(
+        v["loss"] in losses.OBJECTIVES,
+        f"--loss={v['loss']!r}: allowed: {', '.join(sorted(losses.OBJECTIVES))}.",
+    )
     for name, allowed in (("model", MODELS), ("critic_norm", CRITIC_NORMS), ("dtype", DTYPES),
                           ("optimizer", OPTIMIZERS)):  # fmt: skip
         _check(v[name] in allowed, f"--{name}={v[name]!r}: allowed: {', '.join(allowed)}.")
     for name in ("steps", "batch_size", "n_critic", "latent_dim", "width", "fmap_base", "fmap_max",
                  "mbstd_group", "log_every", "ckpt_every", "keep_checkpoints", "max_skips",
                  "eval_images"):  # fmt: skip
-        _check(isinstance(v[name], int) and v[name] > 0, f"--{name} must be a positive integer, got {v[name]!r}.")
+        _check(
+            isinstance(v[name], int) and v[name] > 0,
+            f"--{name} must be a positive integer, got {v[name]!r}.",
+        )
     for name in ("sample_every", "eval_every", "num_devices"):
-        _check(isinstance(v[name], int) and v[name] >= 0, f"--{name} must be an integer >= 0, got {v[name]!r}.")
+        _check(
+            isinstance(v[name], int) and v[name] >= 0,
+            f"--{name} must be an integer >= 0, got {v[name]!r}.",
+        )
     for name in ("lr_g", "lr_d", "gp_target", "kimg_stable"):
-        _check(_finite(v[name]) and v[name] > 0, f"--{name} must be a positive number, got {v[name]!r}.")
+        _check(
+            _finite(v[name]) and v[name] > 0,
+            f"--{name} must be a positive number, got {v[name]!r}.",
+        )
     for name in ("gp_weight", "drift", "kimg_fade"):
-        _check(_finite(v[name]) and v[name] >= 0, f"--{name} must be a number >= 0, got {v[name]!r}.")
+        _check(
+            _finite(v[name]) and v[name] >= 0, f"--{name} must be a number >= 0, got {v[name]!r}."
+        )
     _check(_finite(v["ema"]) and 0 <= v["ema"] < 1, f"--ema must be in [0, 1), got {v['ema']!r}.")
     b = v["betas"]
     _check(len(b) == 2 and all(_finite(x) and 0 <= x < 1 for x in b),
@@ -316,7 +339,10 @@ def validate(c: Config) -> Config:
     if v["clip"] is not None:
         _check(obj.clip is not None,
                f"--clip applies only to a loss that clips weights (wgan); --loss={v['loss']} does not.")  # fmt: skip
-        _check(_finite(v["clip"]) and v["clip"] > 0, f"--clip must be a positive number, got {v['clip']!r}.")
+        _check(
+            _finite(v["clip"]) and v["clip"] > 0,
+            f"--clip must be a positive number, got {v['clip']!r}.",
+        )
     _check(not (v["critic_norm"] == "batch" and v["gp_weight"] > 0),
            "--critic_norm=batch cannot be used with a gradient penalty (--gp_weight > 0): BatchNorm "
            "couples the samples the penalty treats one by one; use --critic_norm=layer or none.")  # fmt: skip
@@ -352,7 +378,9 @@ def _finite(x: Any) -> bool:
 
 def is_optional(typ: Any) -> bool:
     """Whether a field type admits ``None``."""
-    return (typing.get_origin(typ) in (typing.Union, types.UnionType)) and type(None) in typing.get_args(typ)
+    return (typing.get_origin(typ) in (typing.Union, types.UnionType)) and type(
+        None
+    ) in typing.get_args(typ)
 
 
 def field_type(name: str) -> Any:

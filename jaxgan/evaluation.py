@@ -14,7 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
-METRICS = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
+from jaxgan.metrics import METRICS
+
 DIGIT_DATASETS = ("mnist5k", "digits", "tfds:mnist", "tfds:fashion_mnist")
 
 
@@ -101,7 +102,9 @@ def evaluate_images(
         out["swd/levels"] = [float(v) for v in swd["levels"]]
         if len(real) >= 4:
             floor = swd_noise_floor(
-                np.concatenate([real, real_images(dataset, len(real), resolution, seed + 1, data_dir)]),
+                np.concatenate(
+                    [real, real_images(dataset, len(real), resolution, seed + 1, data_dir)]
+                ),
                 seed,
             )
             out["swd/noise_floor"] = float(floor["mean"])

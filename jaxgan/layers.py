@@ -23,8 +23,6 @@ __all__ = [
     "EqualizedConv",
     "EqualizedDense",
     "FromRGB",
-    "MinibatchStdDev",
-    "PixelNorm",
     "ToRGB",
     "downsample2x",
     "fade_reals",
@@ -140,23 +138,13 @@ def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
     return y.astype(x.dtype)
 
 
-class PixelNorm(nnx.Module):
-    """Module form of :func:`pixel_norm` (no parameters)."""
-
-    def __init__(self, eps: float = 1e-8) -> None:
-        self.eps = eps
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return pixel_norm(x, self.eps)
-
-
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
     """Append the minibatch standard deviation as one extra channel (last axis).
 
     Follows the authors' code: ``G = min(group_size, N)``. Where ``N`` is not a multiple of that
     (the paper's minibatch 14 at 256² and 6 at 512² with groups of 4, on which the official reshape
-    fails), ``G`` is the largest divisor of ``N`` not above ``group_size`` (14 -> 2, 6 -> 3). Groups are *strided*: sample ``i`` belongs to group ``i mod (N // G)`` (the batch is
-    reshaped to ``(G, N // G, H, W, C)``). Per group, in float32: subtract the group mean, take the
+    fails), ``G`` is the largest divisor of ``N`` not above ``group_size`` (14 -> 2, 6 -> 3).
+    Groups are *strided*: sample ``i`` belongs to group ``i mod (N // G)`` (the batch is reshaped to ``(G, N // G, H, W, C)``). Per group, in float32: subtract the group mean, take the
     *biased* variance (mean of squares over the group), add 1e-8, take the square root and average
     over ``H, W, C`` -> one scalar per group, broadcast to every sample of the group as a constant
     feature map. Input ``(N, H, W, C)`` -> output ``(N, H, W, C + 1)`` in ``x.dtype``.
@@ -178,16 +166,6 @@ def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
     s = jnp.tile(s, g)  # (n,): sample i gets s[i % m]
     fmap = jnp.broadcast_to(s[:, None, None, None], (n, h, w, 1)).astype(x.dtype)
     return jnp.concatenate([x, fmap], axis=-1)
-
-
-class MinibatchStdDev(nnx.Module):
-    """Module form of :func:`minibatch_stddev`: ``(N, H, W, C)`` -> ``(N, H, W, C + 1)``."""
-
-    def __init__(self, group_size: int = 4) -> None:
-        self.group_size = group_size
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return minibatch_stddev(x, self.group_size)
 
 
 def upsample2x(x: jax.Array) -> jax.Array:

@@ -116,7 +116,9 @@ class Trainer:
 
     def _start(self) -> None:
         c = self.config
-        self.checkpointer = ckpt_lib.Checkpointer(self.dir.checkpoints, keep=c.output.keep_checkpoints)
+        self.checkpointer = ckpt_lib.Checkpointer(
+            self.dir.checkpoints, keep=c.output.keep_checkpoints
+        )
         self.latest = self.checkpointer.latest_step()
         if self.latest is not None and not self.resume:
             raise ConfigError(
@@ -127,12 +129,14 @@ class Trainer:
         if self.latest is not None and structural:
             raise ConfigError(
                 f"--workdir={self.dir.path} holds a run with another model or objective ("
-                + "; ".join(structural) + "); use a new --workdir or the same settings."
+                + "; ".join(structural)
+                + "); use a new --workdir or the same settings."
             )
         if self.latest is not None and other and not self.allow_changes:
             raise ConfigError(
                 f"--workdir={self.dir.path} holds a run with other settings ("
-                + "; ".join(other) + "); rerun with the same settings, or pass "
+                + "; ".join(other)
+                + "); rerun with the same settings, or pass "
                 "--allow_config_change to continue with the new ones (recorded in config_history.jsonl)."
             )
         self.changed = other
@@ -164,7 +168,9 @@ class Trainer:
             raise ConfigError(f"--dataset={c.data.dataset}: {e}") from None
         if c.progressive:
             try:
-                prog.check_schedule_against_source(c.schedule.stage_schedule, pipe.native_resolution)
+                prog.check_schedule_against_source(
+                    c.schedule.stage_schedule, pipe.native_resolution
+                )
             except ValueError as e:
                 pipe.close()
                 raise ConfigError(str(e)) from None
@@ -223,14 +229,14 @@ class Trainer:
                 self.dir.samples, phase.resolution, images, self.config.schedule.stage_schedule
             )
 
-    def toy_metrics(self, phase: build.Phase) -> dict[str, float]:
-        toy = self.pipe.toy
-        if toy is None or toy.centers is None or len(toy.centers) == 0:
-            return {}
-        from jaxgan.metrics.modes import toy_mode_metrics
+    def toy_metrics(self, phase: build.Phase) -> dict[str, Any]:
+        """The toy's mode metrics of 2,500 samples of the fixed latents (``modes/...`` keys)."""
+        from jaxgan import evaluation
 
-        m = toy_mode_metrics(self.sample(self.z_toy, phase), toy.centers, toy.std)
-        return {k: float(v) for k, v in m.items()}
+        fake = self.sample(self.z_toy, phase)
+        out = evaluation.evaluate_images(fake, self.config.data.dataset, metrics=("modes",))
+        out.pop("num_images")
+        return out
 
     def evaluate(self, phase: build.Phase) -> dict[str, Any]:
         from jaxgan import evaluation
@@ -332,7 +338,9 @@ class Trainer:
                     pending, t_log, img_log = [], time.perf_counter(), self.images_seen
                 if streak >= o.max_skips:
                     good = self._good_checkpoint()
-                    where = f"the last good checkpoint is {good}" if good else "no checkpoint was saved"
+                    where = (
+                        f"the last good checkpoint is {good}" if good else "no checkpoint was saved"
+                    )
                     message = (
                         f"stopped at step {self.step}: {streak} consecutive steps had non-finite "
                         f"updates (--max_skips={o.max_skips}); {where}."
@@ -347,7 +355,9 @@ class Trainer:
                 if self.step % o.ckpt_every == 0:
                     self.save(logger, streak)
                 if stop.signum is not None:
-                    logger.message(f"signal {stop.signum}: saving at step {self.step} and stopping.")
+                    logger.message(
+                        f"signal {stop.signum}: saving at step {self.step} and stopping."
+                    )
                     break
             if exit_code == EXIT_OK:
                 if prev_metrics is not None:
@@ -376,7 +386,9 @@ class Trainer:
             self.write_stage(prev)
         self.pipe.configure(resolution=phase.resolution, batch_size=phase.batch_size)
         if self.config.optim.reset_adam:
-            self.state = build.reset_optimizers(self.config, self.state, phase.resolution, self.mesh)
+            self.state = build.reset_optimizers(
+                self.config, self.state, phase.resolution, self.mesh
+            )
         self.phase_index = phase.index
         what = "fade into" if phase.fading else "stabilise"
         logger.message(

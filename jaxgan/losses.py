@@ -170,13 +170,6 @@ class Objective:
     gp_one_sided: bool = False
     drift_weight: float = 0.0
     clip: float | None = None
-    wasserstein: bool = False
-    description: str = ""
-
-    @property
-    def uses_penalty(self) -> bool:
-        """Whether the critic loss contains a gradient penalty (then no BatchNorm in the critic)."""
-        return self.gp_weight > 0.0
 
     def penalty_scale(self) -> float:
         """The factor on E[(‖∇‖ − γ)²]: λ/γ² (= λ for γ = 1)."""
@@ -186,54 +179,35 @@ class Objective:
 _GAN_ADAM = OptimizerDefaults("adam", 2e-4, b1=0.5, b2=0.999)
 
 OBJECTIVES: dict[str, Objective] = {
-    "gan": Objective(
-        "gan",
-        minimax_discriminator_loss,
-        minimax_generator_loss,
-        _GAN_ADAM,
-        description="minimax GAN with the saturating generator loss (Goodfellow et al. 2014)",
-    ),
-    "nsgan": Objective(
-        "nsgan",
-        minimax_discriminator_loss,
-        nonsaturating_generator_loss,
-        _GAN_ADAM,
-        description="GAN with the non-saturating generator loss",
-    ),
-    "wgan": Objective(
-        "wgan",
-        wasserstein_critic_loss,
-        wasserstein_generator_loss,
-        OptimizerDefaults("rmsprop", 5e-5),
-        n_critic=5,
-        clip=0.01,
-        wasserstein=True,
-        description="Wasserstein GAN with weight clipping (Arjovsky et al. 2017)",
-    ),
-    "wgan-gp": Objective(
-        "wgan-gp",
-        wasserstein_critic_loss,
-        wasserstein_generator_loss,
-        OptimizerDefaults("adam", 1e-4, b1=0.0, b2=0.9),
-        n_critic=5,
-        gp_weight=10.0,
-        wasserstein=True,
-        description="Wasserstein GAN with gradient penalty (Gulrajani et al. 2017, Algorithm 1)",
-    ),
-    "hinge": Objective(
-        "hinge",
-        hinge_discriminator_loss,
-        hinge_generator_loss,
-        _GAN_ADAM,
-        description="hinge loss (Lim & Ye 2017; Miyato et al. 2018)",
-    ),
-    "lsgan": Objective(
-        "lsgan",
-        least_squares_discriminator_loss,
-        least_squares_generator_loss,
-        _GAN_ADAM,
-        description="least-squares GAN (Mao et al. 2017)",
-    ),
+    o.name: o
+    for o in (
+        # Minimax GAN with the saturating generator loss (Goodfellow et al. 2014).
+        Objective("gan", minimax_discriminator_loss, minimax_generator_loss, _GAN_ADAM),
+        Objective("nsgan", minimax_discriminator_loss, nonsaturating_generator_loss, _GAN_ADAM),
+        # WGAN with weight clipping (Arjovsky et al. 2017).
+        Objective(
+            "wgan",
+            wasserstein_critic_loss,
+            wasserstein_generator_loss,
+            OptimizerDefaults("rmsprop", 5e-5),
+            n_critic=5,
+            clip=0.01,
+        ),
+        # WGAN-GP (Gulrajani et al. 2017, Algorithm 1).
+        Objective(
+            "wgan-gp",
+            wasserstein_critic_loss,
+            wasserstein_generator_loss,
+            OptimizerDefaults("adam", 1e-4, b1=0.0, b2=0.9),
+            n_critic=5,
+            gp_weight=10.0,
+        ),
+        # Hinge (Lim & Ye 2017; Miyato et al. 2018) and least squares (Mao et al. 2017).
+        Objective("hinge", hinge_discriminator_loss, hinge_generator_loss, _GAN_ADAM),
+        Objective(
+            "lsgan", least_squares_discriminator_loss, least_squares_generator_loss, _GAN_ADAM
+        ),
+    )
 }
 
 

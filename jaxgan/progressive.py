@@ -13,17 +13,16 @@ into a usage error (exit 2).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
-    "DEFAULT_BATCH_PER_RES",
     "Phase",
     "PhaseSchedule",
     "check_schedule_against_source",
     "default_batch_size",
-    "parse_batch_per_res",
-    "parse_per_res_float",
+    "is_power_of_two",
     "parse_stage_schedule",
 ]
 
@@ -33,17 +32,14 @@ _SCHEDULE_HELP = (
     "with an ellipsis between two written ends ('4,8,...,1024')"
 )
 
-#: Minibatch size per resolution from the paper (Karras et al. 2018, appendix A.1).
-DEFAULT_BATCH_PER_RES: dict[int, int] = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16}
-DEFAULT_BATCH_PER_RES.update({256: 14, 512: 6, 1024: 3})
-
 
 def _schedule_error(text: str, why: str) -> ValueError:
     return ValueError(f"{_SCHEDULE_FLAG}={text!r}: {why}; {_SCHEDULE_HELP}")
 
 
-def _is_pow2(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
+def is_power_of_two(n: int) -> bool:
+    """True for the integers 1, 2, 4, 8, ... (numpy integers too; bools and floats are not)."""
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 and not n & (n - 1)
 
 
 def _parse_res_token(token: str, text: str) -> int:
@@ -53,7 +49,7 @@ def _parse_res_token(token: str, text: str) -> int:
         raise _schedule_error(text, f"{token!r} is not an integer resolution") from None
     if value < 4:
         raise _schedule_error(text, f"resolution {value} is below 4")
-    if not _is_pow2(value):
+    if not is_power_of_two(value):
         raise _schedule_error(text, f"resolution {value} is not a power of two")
     return value
 
@@ -129,7 +125,7 @@ def check_schedule_against_source(schedule: Sequence[int], native_resolution: in
 
 
 def default_batch_size(resolution: int) -> int:
-    """Paper minibatch at ``resolution``: 16 up to 128, 14 at 256, 6 at 512, 3 at 1024 and above."""
+    """The paper's minibatch (Karras et al. 2018, app. A.1): 16 up to 128, 14, 6, then 3 above 512."""
     if resolution <= 128:
         return 16
     if resolution <= 256:
@@ -137,95 +133,6 @@ def default_batch_size(resolution: int) -> int:
     if resolution <= 512:
         return 6
     return 3
-
-
-def _parse_res_map(text: str, flag: str, value_kind: str, convert) -> dict[int, object]:
-    """Parse ``"4:64,8:32"`` into ``{4: convert('64'), 8: convert('32')}``; errors name ``flag``."""
-    allowed = f"allowed: comma-separated RES:{value_kind} pairs, e.g. '4:64,8:32'"
-    out: dict[int, object] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise ValueError(f"{flag}={text!r}: empty entry (stray comma); {allowed}")
-        if item.count(":") != 1:
-            raise ValueError(f"{flag}={text!r}: {item!r} is not RES:VALUE; {allowed}")
-        res_s, val_s = (s.strip() for s in item.split(":"))
-        try:
-            res = int(res_s)
-        except ValueError:
-            raise ValueError(
-                f"{flag}={text!r}: resolution {res_s!r} is not an integer; {allowed}"
-            ) from None
-        if res < 4 or not _is_pow2(res):
-            raise ValueError(
-                f"{flag}={text!r}: resolution {res} is not a power of two >= 4; {allowed}"
-            )
-        if res in out:
-            raise ValueError(f"{flag}={text!r}: resolution {res} given twice; {allowed}")
-        try:
-            out[res] = convert(val_s)
-        except ValueError as e:
-            raise ValueError(
-                f"{flag}={text!r}: bad value {val_s!r} for {res} ({e}); {allowed}"
-            ) from None
-    return out
-
-
-def _positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise ValueError("must be a positive integer")
-    return v
-
-
-def _positive_float(s: str) -> float:
-    v = float(s)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError("must be a positive finite number")
-    return v
-
-
-def parse_batch_per_res(text: str | None, schedule: Sequence[int]) -> dict[int, int]:
-    """Minibatch size for every resolution of ``schedule``.
-
-    Defaults per the paper (:func:`default_batch_size`); ``text`` like ``"4:64,8:64,16:32"``
-    overrides the given resolutions, which must belong to the schedule. Errors name
-    ``--batch_per_res``.
-    """
-    flag = "--batch_per_res"
-    out = {int(r): default_batch_size(int(r)) for r in schedule}
-    if text is None or not text.strip():
-        return out
-    given = _parse_res_map(text, flag, "BATCH", _positive_int)
-    for res, batch in given.items():
-        if res not in out:
-            raise ValueError(
-                f"{flag}={text!r}: resolution {res} is not in the stage schedule {list(schedule)}; "
-                "allowed: RES:BATCH pairs for resolutions of the schedule"
-            )
-        out[res] = int(batch)
-    return out
-
-
-def parse_per_res_float(
-    text: str | None, flag_name: str, schedule: Sequence[int] | None = None
-) -> dict[int, float]:
-    """Parse an optional per-resolution float map such as ``"4:1e-3,8:1e-3"`` (e.g. learning rates).
-
-    Returns only the resolutions written (``{}`` for ``None`` / empty); values must be positive and
-    finite. With ``schedule`` given, every resolution must belong to it. Errors name ``flag_name``.
-    """
-    if text is None or not text.strip():
-        return {}
-    out = _parse_res_map(text, flag_name, "VALUE", _positive_float)
-    if schedule is not None:
-        for res in out:
-            if res not in schedule:
-                raise ValueError(
-                    f"{flag_name}={text!r}: resolution {res} is not in the stage schedule "
-                    f"{list(schedule)}; allowed: RES:VALUE pairs for resolutions of the schedule"
-                )
-    return {int(k): float(v) for k, v in out.items()}
 
 
 class Phase(NamedTuple):
@@ -315,18 +222,3 @@ class PhaseSchedule:
                 alpha = min(max((n - s) / (e - s), 0.0), 1.0) if fading else 1.0
                 return Phase(i, r, stage, fading, alpha, s, e)
         raise AssertionError("unreachable")
-
-    def alpha_at(self, images_seen: int) -> float:
-        """Shorthand for ``phase_at(images_seen).alpha``."""
-        return self.phase_at(images_seen).alpha
-
-    def done(self, images_seen: int) -> bool:
-        """True once ``images_seen >= total_images``."""
-        return int(images_seen) >= self.total_images
-
-    def stage_boundaries(self) -> Mapping[int, tuple[int, int]]:
-        """``{resolution: (first image, end image)}`` over its fade and stable phases."""
-        out: dict[int, tuple[int, int]] = {}
-        for _, r, _, s, e in self._bounds:
-            out[r] = (out[r][0], e) if r in out else (s, e)
-        return out

@@ -52,7 +52,9 @@ class RunDir:
     def load_config(self) -> Config:
         saved = self.saved_config()
         if saved is None:
-            raise ConfigError(f"--workdir={self.path} has no config.json: not a jaxgan run directory.")
+            raise ConfigError(
+                f"--workdir={self.path} has no config.json: not a jaxgan run directory."
+            )
         return Config.from_json(saved)
 
     def changes(self, config: Config) -> tuple[list[str], list[str]]:
@@ -65,7 +67,9 @@ class RunDir:
         new = config.flat()
         diff = [k for k in new if old.get(k) != new[k]]
         fmt = lambda k: f"{k}: {old.get(k)!r} -> {new[k]!r}"  # noqa: E731
-        return [fmt(k) for k in diff if k in STRUCTURAL], [fmt(k) for k in diff if k not in STRUCTURAL]
+        return [fmt(k) for k in diff if k in STRUCTURAL], [
+            fmt(k) for k in diff if k not in STRUCTURAL
+        ]
 
     def record_config(self, config: Config, step: int, changed: list[str]) -> None:
         """Write ``config.json`` (atomically) and, when new or changed, a history line."""

@@ -8,16 +8,12 @@ import os
 import numpy as np
 from PIL import Image
 
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float images in [-1, 1] -> uint8 in [0, 255] (values outside are clipped)."""
-    x = (np.asarray(images, np.float32) + 1.0) * 127.5
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+from jaxgan.metrics._common import to_uint8
 
 
 def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
     """(N, H, W, C) float in [-1, 1] -> one uint8 (rows·H, cols·W, 3) grid with ``pad`` px gaps."""
-    x = to_uint8(images)
+    x = to_uint8(np.asarray(images))
     if x.ndim != 4:
         raise ValueError(f"images must be (N, H, W, C), got shape {x.shape}.")
     if x.shape[-1] == 1:

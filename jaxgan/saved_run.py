@@ -39,7 +39,9 @@ class SavedRun:
             z = jax.random.normal(jax.random.key(seed), (num, self.config.model.latent_dim))
         fn = build.sampler(self.g_def, self.phase.resolution, self.phase.fading)
         params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
-        out = fn(params, self.state.g_rest, jnp.asarray(z, jnp.float32), np.float32(self.phase.alpha))
+        out = fn(
+            params, self.state.g_rest, jnp.asarray(z, jnp.float32), np.float32(self.phase.alpha)
+        )
         return np.asarray(jax.device_get(out))
 
     def critic(self, x: np.ndarray) -> np.ndarray:

@@ -99,7 +99,10 @@ def test_a_failed_start_leaves_nothing_behind(dataset, tmp_path, capsys):
 
 def _read_only_mount(path):
     """A read-only bind mount of ``path`` (root ignores permission bits); None where not allowed."""
-    ok = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode
+        == 0
+    )
     if ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(path)],
                              capture_output=True).returncode == 0:  # fmt: skip
         return True

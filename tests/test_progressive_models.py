@@ -9,12 +9,7 @@ import pytest
 from flax import nnx
 
 from jaxgan.layers import downsample2x, lerp, upsample2x
-from jaxgan.models.progressive import (
-    ProgressiveCritic,
-    ProgressiveGenerator,
-    nf,
-    resolutions_up_to,
-)
+from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator, nf
 
 TINY = dict(fmap_base=64, fmap_max=16)
 LATENT = 16
@@ -36,7 +31,6 @@ def _images(res: int, seed: int = 3) -> jax.Array:
 def test_nf_matches_reference():
     assert [nf(r - 1) for r in range(2, 11)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
     assert nf(3, 64, 16) == 8 and nf(1, 64, 16) == 16
-    assert resolutions_up_to(32) == [4, 8, 16, 32]
 
 
 def test_full_size_parameter_counts():

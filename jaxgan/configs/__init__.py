@@ -30,7 +30,9 @@ def names() -> list[str]:
 def get(name: str) -> Config:
     """The preset called ``name``; ConfigError listing the names otherwise."""
     if name not in PRESETS:
-        raise ConfigError(f"--config={name!r}: not a preset or a file; presets: {', '.join(PRESETS)}.")
+        raise ConfigError(
+            f"--config={name!r}: not a preset or a file; presets: {', '.join(PRESETS)}."
+        )
     return validate(PRESETS[name][0]())
 
 

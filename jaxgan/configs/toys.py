@@ -6,7 +6,17 @@ each objective. WGAN-GP uses the WGAN-GP toy script's lambda 0.1 and Adam betas 
 
 from collections.abc import Callable
 
-from jaxgan.config import Config, Data, Loss, Model, Optim, Output, Schedule, objective_defaults, replace
+from jaxgan.config import (
+    Config,
+    Data,
+    Loss,
+    Model,
+    Optim,
+    Output,
+    Schedule,
+    objective_defaults,
+    replace,
+)
 
 
 def _toy(loss: str) -> Config:
@@ -27,7 +37,10 @@ def wgan_gp() -> Config:
 
 PRESETS: dict[str, tuple[Callable[[], Config], str]] = {
     "toy-wgan-gp": (wgan_gp, "WGAN-GP on the 8-Gaussian ring (the WGAN-GP toy script's settings)"),
-    "toy-wgan": (lambda: _toy("wgan"), "WGAN with weight clipping (c 0.01, RMSProp 5e-5) on the ring"),
+    "toy-wgan": (
+        lambda: _toy("wgan"),
+        "WGAN with weight clipping (c 0.01, RMSProp 5e-5) on the ring",
+    ),
     "toy-gan": (lambda: _toy("gan"), "the minimax (BCE) GAN on the ring: watch it drop modes"),
     "toy-nsgan": (lambda: _toy("nsgan"), "the non-saturating GAN on the ring"),
 }

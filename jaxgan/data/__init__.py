@@ -1,8 +1,8 @@
 """Everything the trainers consume: ``jaxgan.data.load(spec, batch_size=..., ...)``.
 
 Dataset strings (the CLI's ``--dataset``): ``tfds:NAME[/CONFIG][:SPLIT]``, ``folder:PATH``,
-``digits``, ``mnist5k``, ``stacked_mnist``, and the toys ``ring8``, ``grid25``, ``swissroll``
-(WGAN-GP protocol), ``ring8-veegan``, ``grid25-veegan`` (VEEGAN/PacGAN protocol).
+``digits``, ``mnist5k``, ``stacked_mnist``, and the 2-D toys (``TOY_NAMES``, see
+:mod:`jaxgan.data.toys`).
 
 Batches are dicts ``{"x": jax.Array}`` (+ ``"label"``): images float32 NHWC in [-1, 1], toys
 float32 (B, 2), sharded over the mesh along the batch axis (axis 1 with ``stack=k``).

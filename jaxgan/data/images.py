@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxgan.progressive import is_power_of_two
+
 #: Largest native resolution jaxgan derives for variable-size sources (folders, lsun, ...).
 MAX_NATIVE_RESOLUTION = 1024
-
-
-def is_power_of_two(n: int) -> bool:
-    """True for 1, 2, 4, 8, ..."""
-    return isinstance(n, int | np.integer) and n > 0 and (n & (n - 1)) == 0
 
 
 def floor_power_of_two(n: int) -> int:
@@ -111,12 +108,12 @@ def box_downsample(images: np.ndarray, resolution: int) -> np.ndarray:
     acc = np.float32 if images.dtype == np.uint8 else np.float64
     a = images.reshape(n, resolution, f, s * c).sum(axis=2, dtype=acc).reshape(n, resolution, s, c)
     # Columns: pairwise halving for power-of-two factors, a reshaped sum otherwise.
-    if f & (f - 1) == 0:
+    if is_power_of_two(f):
         while a.shape[2] > resolution:
             a = a[:, :, 0::2] + a[:, :, 1::2]
     else:
         a = a.reshape(n, resolution, resolution, f, c).sum(axis=3)
-    if a.dtype == np.float32 and f & (f - 1) == 0:
+    if a.dtype == np.float32 and is_power_of_two(f):
         a *= np.float32(1.0 / (f * f))  # a power of two: exact
         return a
     return (a / np.float64(f * f)).astype(np.float32)

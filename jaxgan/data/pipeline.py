@@ -39,6 +39,7 @@ from jaxgan.data import images as im
 from jaxgan.data import offline
 from jaxgan.data.sources import ArraySource, ImageSource, StackedSource
 from jaxgan.data.toys import TOY_NAMES, ToyDistribution, get_toy
+from jaxgan.progressive import is_power_of_two
 
 #: The dataset forms ``load`` accepts, as shown in error messages.
 SPEC_FORMS: tuple[str, ...] = (
@@ -205,12 +206,6 @@ class DataPipeline:
         """Unreadable image files left out (folder sources), 0 otherwise."""
         return 0 if self._source is None else self._source.skipped
 
-    def element_shape(self) -> tuple[int, ...]:
-        """Shape of one example at the current settings: (r, r, C) or (2,)."""
-        if self._source is None:
-            return (2,)
-        return (self._resolution, self._resolution, self.channels)
-
     def __repr__(self) -> str:
         return (
             f"DataPipeline({self.spec!r}, kind={self.kind}, batch_size={self._batch_size}, "
@@ -235,7 +230,7 @@ class DataPipeline:
             return None
         if resolution is None:
             return native
-        if not im.is_power_of_two(resolution):
+        if not is_power_of_two(resolution):
             raise ValueError(f"resolution={resolution} is not a power of two.")
         if resolution > native:
             raise ValueError(
@@ -420,7 +415,7 @@ def load(
         mesh = parallel.make_mesh()
     # Cheap argument checks before any (possibly slow) source construction.
     parallel.check_batch_divisible(int(batch_size), mesh, "batch_size")
-    if resolution is not None and not im.is_power_of_two(resolution):
+    if resolution is not None and not is_power_of_two(resolution):
         raise ValueError(f"resolution={resolution} is not a power of two.")
     if spec in TOY_NAMES and resolution is not None:
         raise ValueError(f"resolution={resolution}: dataset={spec} is 2-D points; leave it None.")

@@ -153,11 +153,6 @@ class RecordSource(ImageSource):
         self._cache_labels = np.zeros(lab_shape, np.int32) if cache else None
         self._filled = np.zeros(self.num_examples, bool) if cache else None
 
-    @property
-    def cached(self) -> bool:
-        """Whether decoded records are kept in memory."""
-        return self._cache is not None
-
     def _decode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         r = self.native_resolution
         for k in range(self.num_examples):

@@ -20,9 +20,6 @@ import dataclasses
 
 import numpy as np
 
-#: The toy names ``jaxgan.data.load`` accepts.
-TOY_NAMES: tuple[str, ...] = ("ring8", "grid25", "swissroll", "ring8-veegan", "grid25-veegan")
-
 # WGAN-GP's toy script divides every coordinate by these constants (its own rounded sqrt(2) and
 # 2*sqrt(2)); the exact literals matter for reproducing its numbers.
 _RING8_SCALE = 1.414
@@ -94,21 +91,26 @@ def _grid(values: np.ndarray) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64)
 
 
+_GRID = 2.0 * np.arange(-2, 3, dtype=np.float64)
+
+# name: (protocol, mode centres, std), all in sample coordinates.
+_TOYS: dict[str, tuple[str, np.ndarray, float]] = {
+    "ring8": ("wgan-gp", _ring(2.0) / _RING8_SCALE, 0.02 / _RING8_SCALE),
+    "grid25": ("wgan-gp", _grid(_GRID) / _GRID25_SCALE, 0.05 / _GRID25_SCALE),
+    "swissroll": ("wgan-gp", np.zeros((0, 2)), _SWISSROLL_NOISE / _SWISSROLL_SCALE),
+    "ring8-veegan": ("veegan", _ring(1.0), 0.01),
+    "grid25-veegan": ("veegan", _grid(_GRID), 0.05),
+}
+
+#: The toy names ``jaxgan.data.load`` accepts.
+TOY_NAMES: tuple[str, ...] = tuple(_TOYS)
+
+
 def get_toy(name: str) -> ToyDistribution:
     """The toy distribution called ``name`` (see ``TOY_NAMES``)."""
-    grid = np.arange(-2, 3, dtype=np.float64)
-    if name == "ring8":
-        return ToyDistribution(name, "wgan-gp", _ring(2.0) / _RING8_SCALE, 0.02 / _RING8_SCALE)
-    if name == "grid25":
-        return ToyDistribution(
-            name, "wgan-gp", _grid(2.0 * grid) / _GRID25_SCALE, 0.05 / _GRID25_SCALE
+    if name not in _TOYS:
+        raise ValueError(
+            f"unknown toy distribution {name!r}; choose one of {', '.join(TOY_NAMES)}."
         )
-    if name == "swissroll":
-        return ToyDistribution(
-            name, "wgan-gp", np.zeros((0, 2), np.float64), _SWISSROLL_NOISE / _SWISSROLL_SCALE
-        )
-    if name == "ring8-veegan":
-        return ToyDistribution(name, "veegan", _ring(1.0), 0.01)
-    if name == "grid25-veegan":
-        return ToyDistribution(name, "veegan", _grid(2.0 * grid), 0.05)
-    raise ValueError(f"unknown toy distribution {name!r}; choose one of {', '.join(TOY_NAMES)}.")
+    protocol, centers, std = _TOYS[name]
+    return ToyDistribution(name, protocol, centers.copy(), std)

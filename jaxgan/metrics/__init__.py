@@ -23,6 +23,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The metric names an evaluation can compute (``--metrics``, ``--eval_metrics``).
+METRICS: tuple[str, ...] = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
+
 _EXPORTS = {
     "sliced_wasserstein": "swd",
     "swd_noise_floor": "swd",
@@ -47,7 +50,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"swd", "ms_ssim", "modes", "classifier", "fid", "inception"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["METRICS", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,7 @@
-"""Small helpers shared by the metric modules (image conversion, keys, batching)."""
+"""Small helpers shared by the metric modules (image conversion, keys, batching).
+
+``to_uint8`` is also the conversion of :mod:`jaxgan.samples` (sample grids).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,11 @@ def to_uint8(images: Any) -> Any:
         import jax.numpy as xp
     scaled = xp.rint(images.astype(xp.float32) * 127.5 + 127.5)
     return xp.clip(scaled, 0, 255).astype(xp.uint8)
+
+
+def auto_batch_size(shape: tuple[int, ...], max_batch: int, max_values: int) -> int:
+    """Images per batch for ``shape`` (N, ...): <= ``max_batch``, <= ``max_values`` values, >= 1."""
+    return int(max(1, min(max_batch, max_values // int(np.prod(shape[1:])))))
 
 
 def padded_batches(array: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:

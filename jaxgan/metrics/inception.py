@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgan.metrics._common import as_nhwc, path_names, to_uint8
+from jaxgan.metrics._common import as_nhwc, padded_batches, path_names, to_uint8
 
 INCEPTION_SIZE = 299
 NUM_FEATURES = 2048
@@ -374,11 +374,8 @@ class InceptionFeatureExtractor:
             raise ValueError(f"Inception features need 1 or 3 channels, got {x.shape}")
         if self.quantize or x.dtype == np.uint8:
             x = to_uint8(x).astype(np.float32) / 127.5 - 1.0
-        out = []
-        for start in range(0, len(x), self.batch_size):
-            batch = x[start : start + self.batch_size]
-            valid = len(batch)
-            if valid < self.batch_size and len(x) > self.batch_size:
-                batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - valid, 0)])
-            out.append(np.asarray(self._forward(self._state, jnp.asarray(batch)))[:valid])
+        out = [
+            np.asarray(self._forward(self._state, jnp.asarray(batch)))[:valid]
+            for batch, valid in padded_batches(x, self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, NUM_FEATURES), np.float32)

@@ -21,13 +21,14 @@ generated images); uint8 images pass through. Everything is jitted and batched o
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.metrics._common import as_nhwc, padded_batches, to_uint8
+from jaxgan.layers import downsample2x
+from jaxgan.metrics._common import as_nhwc, auto_batch_size, padded_batches, to_uint8
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -49,19 +50,21 @@ def _filter_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
     return sum(float(t) * x[..., i : i + w] for i, t in enumerate(taps))
 
 
-def _ssim_and_cs(
-    a: jax.Array,
-    b: jax.Array,
-    *,
-    max_val: float,
-    filter_size: int,
-    filter_sigma: float,
-    k1: float,
-    k2: float,
-) -> tuple[jax.Array, jax.Array]:
+class _Options(NamedTuple):
+    """The metric's parameters (hashable: a static argument of the jitted batch function)."""
+
+    max_val: float
+    filter_size: int
+    filter_sigma: float
+    k1: float
+    k2: float
+    weights: tuple[float, ...]
+
+
+def _ssim_and_cs(a: jax.Array, b: jax.Array, o: _Options) -> tuple[jax.Array, jax.Array]:
     """Per-pair mean SSIM and contrast-structure at one scale. a, b: (B, C, H, W) float32."""
-    size = min(filter_size, a.shape[2], a.shape[3])
-    sigma = size * filter_sigma / filter_size
+    size = min(o.filter_size, a.shape[2], a.shape[3])
+    sigma = size * o.filter_sigma / o.filter_size
     taps = gaussian_window_1d(size, sigma)
     # One filter pass over the five stacked maps; the barrier keeps XLA from re-running the
     # (cheap-looking) filter inside every consumer, which made this several times slower on CPU.
@@ -69,7 +72,7 @@ def _ssim_and_cs(
     mu_a, mu_b, e_aa, e_bb, e_ab = jax.lax.optimization_barrier(_filter_valid(stacked, taps))
     mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
     var_a, var_b, cov = e_aa - mu_aa, e_bb - mu_bb, e_ab - mu_ab
-    c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
+    c1, c2 = (o.k1 * o.max_val) ** 2, (o.k2 * o.max_val) ** 2
     v1 = 2.0 * cov + c2
     v2 = var_a + var_b + c2
     ssim = jnp.mean(((2.0 * mu_ab + c1) * v1) / ((mu_aa + mu_bb + c1) * v2), axis=(1, 2, 3))
@@ -77,50 +80,30 @@ def _ssim_and_cs(
     return ssim, cs
 
 
-def _box_downsample(x: jax.Array) -> jax.Array:
-    """2x2 average pooling (odd sizes drop their last row/column). (B, C, H, W) -> halves."""
-    h, w = (x.shape[2] // 2) * 2, (x.shape[3] // 2) * 2
-    x = x[:, :, :h, :w]
-    return 0.25 * (
-        x[:, :, 0::2, 0::2] + x[:, :, 1::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 1::2]
-    )
+def _halve(x: jax.Array) -> jax.Array:
+    """2x2 average pooling of (B, C, H, W); an odd size drops its last row/column."""
+    b, c, h, w = x.shape
+    x = x[:, :, : h - h % 2, : w - w % 2].reshape(b * c, h - h % 2, w - w % 2, 1)
+    return downsample2x(x).reshape(b, c, h // 2, w // 2)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("max_val", "filter_size", "filter_sigma", "k1", "k2", "weights")
-)
-def _ms_ssim_batch(
-    a: jax.Array,
-    b: jax.Array,
-    *,
-    max_val: float,
-    filter_size: int,
-    filter_sigma: float,
-    k1: float,
-    k2: float,
-    weights: tuple[float, ...],
-) -> jax.Array:
+@functools.partial(jax.jit, static_argnames="o")
+def _ms_ssim_batch(a: jax.Array, b: jax.Array, o: _Options) -> jax.Array:
     """MS-SSIM per pair of a uint8 batch: (B, H, W, C) x 2 -> (B,) float32."""
     # Channels-first inside: the filters then run along the minor axes (faster on every backend).
     a = jnp.transpose(to_uint8(a).astype(jnp.float32), (0, 3, 1, 2))
     b = jnp.transpose(to_uint8(b).astype(jnp.float32), (0, 3, 1, 2))
     ssims, css = [], []
-    for scale in range(len(weights)):
+    for scale in range(len(o.weights)):
         if scale:
-            a, b = _box_downsample(a), _box_downsample(b)
-        ssim, cs = _ssim_and_cs(
-            a, b, max_val=max_val, filter_size=filter_size, filter_sigma=filter_sigma, k1=k1, k2=k2
-        )
+            a, b = _halve(a), _halve(b)
+        ssim, cs = _ssim_and_cs(a, b, o)
         ssims.append(ssim)
         css.append(cs)
-    w = jnp.asarray(weights, jnp.float32)
+    w = jnp.asarray(o.weights, jnp.float32)
     mcs = jnp.clip(jnp.stack(css[:-1]), 0.0, None)
     last = jnp.clip(ssims[-1], 0.0, None)
     return jnp.prod(mcs ** w[:-1, None], axis=0) * last ** w[-1]
-
-
-def _default_batch_size(shape: tuple[int, ...]) -> int:
-    return int(max(1, min(256, 2**23 // int(np.prod(shape[1:])))))
 
 
 def _options(
@@ -130,15 +113,9 @@ def _options(
     k1: float,
     k2: float,
     weights: tuple[float, ...],
-) -> dict[str, Any]:
-    return dict(
-        max_val=float(max_val),
-        filter_size=int(filter_size),
-        filter_sigma=float(filter_sigma),
-        k1=float(k1),
-        k2=float(k2),
-        weights=tuple(float(w) for w in weights),
-    )
+) -> _Options:
+    w = tuple(float(x) for x in weights)
+    return _Options(float(max_val), int(filter_size), float(filter_sigma), float(k1), float(k2), w)
 
 
 def _check_shape(shape: tuple[int, ...], weights: tuple[float, ...]) -> None:
@@ -167,12 +144,12 @@ def ms_ssim(
     if a.shape != b.shape:
         raise ValueError(f"ms_ssim: shapes differ, {a.shape} vs {b.shape}")
     _check_shape(a.shape, weights)
-    kw = _options(max_val, filter_size, filter_sigma, k1, k2, weights)
-    bs = batch_size or _default_batch_size(a.shape)
+    o = _options(max_val, filter_size, filter_sigma, k1, k2, weights)
+    bs = batch_size or auto_batch_size(a.shape, 256, 2**23)
     out = []
     pairs = zip(padded_batches(np.asarray(a), bs), padded_batches(np.asarray(b), bs), strict=True)
     for (batch_a, valid), (batch_b, _) in pairs:
-        values = _ms_ssim_batch(jnp.asarray(batch_a), jnp.asarray(batch_b), **kw)
+        values = _ms_ssim_batch(jnp.asarray(batch_a), jnp.asarray(batch_b), o)
         out.append(np.asarray(values)[:valid])
     return np.concatenate(out)
 
@@ -207,16 +184,11 @@ def ms_ssim_diversity(
     """
     images = as_nhwc(images)
     _check_shape(images.shape, weights)
-    kw = _options(max_val, filter_size, filter_sigma, k1, k2, weights)
+    o = _options(max_val, filter_size, filter_sigma, k1, k2, weights)
     i, j = random_pairs(len(images), num_pairs, seed)
-    bs = min(batch_size or _default_batch_size(images.shape), num_pairs)
+    bs = min(batch_size or auto_batch_size(images.shape, 256, 2**23), num_pairs)
     total = 0.0
-    for start in range(0, num_pairs, bs):
-        bi, bj = i[start : start + bs], j[start : start + bs]
-        valid = len(bi)
-        if valid < bs:  # pad with pair 0 so the jitted function keeps one shape
-            bi = np.concatenate([bi, np.full(bs - valid, i[0])])
-            bj = np.concatenate([bj, np.full(bs - valid, j[0])])
-        values = _ms_ssim_batch(jnp.asarray(images[bi]), jnp.asarray(images[bj]), **kw)
+    for (bi, valid), (bj, _) in zip(padded_batches(i, bs), padded_batches(j, bs), strict=True):
+        values = _ms_ssim_batch(jnp.asarray(images[bi]), jnp.asarray(images[bj]), o)
         total += float(np.sum(np.asarray(values)[:valid], dtype=np.float64))
     return total / num_pairs

@@ -32,11 +32,10 @@ Differences from the official numpy code, none of which changes the expected val
 The paper uses 16,384 images per set; the real-vs-real noise floor (:func:`swd_noise_floor`) is the
 SWD between two disjoint real sets of the same size as the comparison.
 
-Descriptor extraction is jitted per batch and the distance is jitted per level, so both run on a
-GPU or TPU when jax has one; on the CPU backend the sorts run in numpy threads instead (XLA's CPU
-sort is several times slower), with the same directions. Descriptors are kept in host memory
-(float32, ``128 * 49 * C`` values per image and level: about 1.2 GB per level for 16,384 RGB
-images).
+Descriptor extraction is jitted per batch (on a GPU or TPU when jax has one); the distance per
+level projects and sorts in numpy threads on the host (XLA's CPU sort is several times slower).
+Descriptors are kept in host memory (float32, ``128 * 49 * C`` values per image and level: about
+1.2 GB per level for 16,384 RGB images).
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.metrics._common import as_key, as_nhwc, padded_batches, to_uint8
+from jaxgan.metrics._common import as_key, as_nhwc, auto_batch_size, padded_batches, to_uint8
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
@@ -186,14 +185,10 @@ class SWDDescriptors:
     patch_size: int
 
 
-def _default_batch_size(shape: tuple[int, ...]) -> int:
-    return int(max(1, min(512, 2**24 // int(np.prod(shape[1:])))))
-
-
 def _iter_batches(images: Any, batch_size: int | None) -> Iterable[tuple[Any, int]]:
     if hasattr(images, "shape") and hasattr(images, "dtype"):
         images = as_nhwc(images)
-        bs = batch_size or _default_batch_size(images.shape)
+        bs = batch_size or auto_batch_size(images.shape, 512, 2**24)
         yield from padded_batches(images, bs)
     else:
         for batch in images:
@@ -276,22 +271,6 @@ def _directions(key: jax.Array, dim: int, dir_repeats: int, dirs_per_repeat: int
     return dirs / jnp.sqrt(jnp.sum(dirs * dirs, axis=1, keepdims=True))
 
 
-@functools.partial(jax.jit, static_argnames=("dir_repeats", "dirs_per_repeat"))
-def _level_swd_jax(
-    a: jax.Array, b: jax.Array, key: jax.Array, *, dir_repeats: int, dirs_per_repeat: int
-) -> jax.Array:
-    """Mean over directions and patches of |sorted(a.d) - sorted(b.d)|; a, b: (M, D) float32."""
-    dirs = _directions(key, a.shape[1], dir_repeats, dirs_per_repeat)
-
-    def one_repeat(d: jax.Array) -> jax.Array:
-        hi = jax.lax.Precision.HIGHEST
-        proj_a = jnp.sort(jnp.matmul(d.T, a.T, precision=hi), axis=1)
-        proj_b = jnp.sort(jnp.matmul(d.T, b.T, precision=hi), axis=1)
-        return jnp.mean(jnp.abs(proj_a - proj_b))
-
-    return jnp.mean(jax.lax.map(one_repeat, dirs))
-
-
 def _sort_rows(x: np.ndarray, pool: ThreadPoolExecutor | None) -> None:
     """Sort each row of a 2-D array in place; blocks of rows (views) go to the pool's threads."""
     if pool is None:
@@ -300,7 +279,7 @@ def _sort_rows(x: np.ndarray, pool: ThreadPoolExecutor | None) -> None:
         list(pool.map(lambda part: part.sort(axis=1), np.array_split(x, 16)))
 
 
-def _level_swd_numpy(
+def _level_swd(
     a: np.ndarray,
     b: np.ndarray,
     key: jax.Array,
@@ -309,9 +288,10 @@ def _level_swd_numpy(
     dirs_per_repeat: int,
     pool: ThreadPoolExecutor | None = None,
 ) -> float:
-    """Same as :func:`_level_swd_jax` with numpy's sort (XLA's CPU sort is several times slower).
+    """Mean over directions and patches of |sorted(a.d) - sorted(b.d)|; a, b: (M, D) float32.
 
-    numpy releases the GIL while sorting, so the rows are sorted by ``pool``'s threads.
+    numpy sorts (XLA's CPU sort is several times slower) and releases the GIL while sorting, so
+    the rows are sorted by ``pool``'s threads.
     """
     dirs = np.asarray(_directions(key, a.shape[1], dir_repeats, dirs_per_repeat))
     results = []
@@ -341,17 +321,14 @@ def swd_from_descriptors(
     if desc_a.resolutions != desc_b.resolutions or desc_a.channels != desc_b.channels:
         raise ValueError("SWD: the two sets have different image shapes")
     key = jax.random.fold_in(as_key(key_or_seed), 1)
-    on_cpu = jax.default_backend() == "cpu"
     threads = min(os.cpu_count() or 1, 16)
     levels = []
-    with ThreadPoolExecutor(threads) if on_cpu and threads > 1 else nullcontext() as pool:
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
         for lvl, (a, b) in enumerate(zip(desc_a.levels, desc_b.levels, strict=True)):
-            kw = dict(dir_repeats=dir_repeats, dirs_per_repeat=dirs_per_repeat)
             lkey = jax.random.fold_in(key, lvl)
-            if on_cpu:
-                d = _level_swd_numpy(a, b, lkey, pool=pool, **kw)
-            else:
-                d = float(_level_swd_jax(jnp.asarray(a), jnp.asarray(b), lkey, **kw))
+            d = _level_swd(
+                a, b, lkey, dir_repeats=dir_repeats, dirs_per_repeat=dirs_per_repeat, pool=pool
+            )
             levels.append(d * 1e3)
     return {
         "levels": levels,

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.models.strided import conv4x4_stride2, conv_transpose4x4_stride2
+from jaxgan.progressive import is_power_of_two
 
 CRITIC_NORMS = ("batch", "layer", "none")
 CONV_IMPLS = ("auto", "phase", "native")
@@ -45,12 +46,12 @@ def _up(conv: nnx.ConvTranspose, x: jax.Array, impl: str) -> jax.Array:
 
 
 def _check_resolution(resolution: int) -> int:
-    if resolution < 16 or resolution & (resolution - 1):
+    if not is_power_of_two(resolution) or resolution < 16:
         raise ValueError(
             f"DCGAN resolution must be a power of two >= 16, got {resolution} "
             "(28x28 data is padded to 32)."
         )
-    return resolution.bit_length() - 1
+    return int(resolution).bit_length() - 1
 
 
 def _width(base: int, level: int, max_width: int) -> int:

@@ -13,8 +13,6 @@ with the defaults 8192 / 512). Images are NHWC.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -32,13 +30,9 @@ from jaxgan.layers import (
     pixel_norm,
     upsample2x,
 )
+from jaxgan.progressive import is_power_of_two
 
-__all__ = [
-    "ProgressiveCritic",
-    "ProgressiveGenerator",
-    "nf",
-    "resolutions_up_to",
-]
+__all__ = ["ProgressiveCritic", "ProgressiveGenerator", "nf"]
 
 
 def nf(stage: int, fmap_base: int = 8192, fmap_max: int = 512) -> int:
@@ -51,19 +45,9 @@ def nf(stage: int, fmap_base: int = 8192, fmap_max: int = 512) -> int:
 
 def _log2_res(resolution: int, what: str = "resolution") -> int:
     """``log2(resolution)`` for a power of two >= 4, else ValueError."""
-    if (
-        not isinstance(resolution, int)
-        or isinstance(resolution, bool)
-        or resolution < 4
-        or resolution & (resolution - 1)
-    ):
+    if not is_power_of_two(resolution) or resolution < 4:
         raise ValueError(f"{what} must be a power of two >= 4, got {resolution!r}")
-    return int(math.log2(resolution))
-
-
-def resolutions_up_to(resolution: int) -> list[int]:
-    """``[4, 8, ..., resolution]`` for a power-of-two ``resolution >= 4``."""
-    return [2**r for r in range(2, _log2_res(resolution) + 1)]
+    return int(resolution).bit_length() - 1
 
 
 def _key(res: int) -> str:
@@ -209,11 +193,6 @@ class ProgressiveGenerator(nnx.Module):
         self.blocks = nnx.Dict(blocks)
         self.to_rgb = nnx.Dict(to_rgb)
 
-    @property
-    def resolutions(self) -> list[int]:
-        """Stage resolutions ``[4, 8, ..., resolution]``."""
-        return resolutions_up_to(self.resolution)
-
     def __call__(self, z: jax.Array, res: int, alpha: jax.Array | float | None = None) -> jax.Array:
         _check_stage(res, self.resolution, alpha, "ProgressiveGenerator")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
@@ -278,11 +257,6 @@ class ProgressiveCritic(nnx.Module):
         self.final = _DBlock4(
             width(1), width(1), width(0), mbstd_group_size=mbstd_group_size, dtype=dtype, rngs=rngs
         )
-
-    @property
-    def resolutions(self) -> list[int]:
-        """Stage resolutions ``[4, 8, ..., resolution]``."""
-        return resolutions_up_to(self.resolution)
 
     def __call__(self, x: jax.Array, res: int, alpha: jax.Array | float | None = None) -> jax.Array:
         _check_stage(res, self.resolution, alpha, "ProgressiveCritic")
