@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 from jaxgan import configs
+from jaxgan.checkpoint import CheckpointError
 from jaxgan.config import (
     FIELDS,
     Config,
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
+    except CheckpointError as e:  # a save failed (disk full, ...): earlier checkpoints are intact
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130

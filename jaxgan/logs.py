@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -16,11 +19,61 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def drop_rows_after(path: str, step: int) -> int:
+    """Remove the rows of the JSON-lines file ``path`` whose ``step`` is past ``step``; returns how
+    many were removed.
+
+    A run killed between checkpoints logged steps it will log again after resuming from ``step``;
+    without this the file would hold two rows for them. Rows at ``step`` itself were logged before
+    the checkpoint and are kept, as are rows without a step. A line cut short by the kill is not
+    valid JSON and is removed too. The file is rewritten atomically (a temporary file, then
+    ``os.replace``), so a second kill leaves either the old or the new file, never half of one.
+    """
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        row_step = row.get("step") if isinstance(row, dict) else None
+        if isinstance(row_step, int | float) and row_step > step:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    removed = len(lines) - len(kept)
+    if removed == 0:
+        return 0
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        shutil.copymode(path, tmp)  # mkstemp makes it private; keep the log's permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return removed
+
+
 class RunLogger:
     """Appends one JSON object per log interval and mirrors scalars to TensorBoard.
 
     With ``quiet`` a plain line per interval goes to stdout; otherwise a tqdm progress bar shows
     step, images/s, losses and ETA. Only process 0 of a multi-host run writes.
+
+    Resuming from ``start_step`` > 0 first drops the rows of ``metrics.jsonl`` past it (a run
+    killed after its last checkpoint logged steps it will log again) and opens TensorBoard with
+    ``purge_step=start_step + 1``, which hides the events the killed run wrote past it: after a
+    kill -9 and a resume there is one row per logged step.
     """
 
     def __init__(
@@ -41,10 +94,20 @@ class RunLogger:
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
+        if start_step > 0:
+            drop_rows_after(self.path, start_step)
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            # On resume, TensorBoard discards the events a killed run wrote past the checkpoint.
+            # The file name holds the time in whole seconds only: a writer opened in the same
+            # second as the previous one (a resume from a notebook) would overwrite its file. The
+            # suffix keeps the names distinct and in the order TensorBoard reads them.
+            self._tb = SummaryWriter(
+                os.path.join(workdir, "tensorboard"),
+                purge_step=start_step + 1 if start_step > 0 else None,
+                filename_suffix=f".{time.time_ns():020d}",
+            )
         if not quiet:
             from tqdm import tqdm
 

@@ -271,10 +271,7 @@ class Trainer:
         if reason:
             logger.message(f"not saving a checkpoint at step {self.step}: {reason}.")
             return False
-        try:
-            self.checkpointer.save(self.step, self.state, self.meta())
-        except ckpt_lib.CheckpointError as e:
-            raise ConfigError(str(e)) from None
+        self.checkpointer.save(self.step, self.state, self.meta())
         return True
 
     def _good_checkpoint(self) -> str | None:
@@ -306,6 +303,7 @@ class Trainer:
         t_log, img_log = time.perf_counter(), self.images_seen
         phase = self.schedule.phase_at(self.images_seen)
         prev_metrics = None
+        finished = False
         try:
             while not self.schedule.done(self.images_seen):
                 phase = self.schedule.phase_at(self.images_seen)
@@ -367,12 +365,21 @@ class Trainer:
                 if c.progressive and stop.signum is None:
                     self.write_stage(phase)
                 good = self._good_checkpoint()
+            finished = True
         finally:
-            self.checkpointer.close()
+            # A failed background save surfaces here too; report it unless another error is
+            # already on its way out.
+            close_error = None
+            try:
+                self.checkpointer.close()
+            except ckpt_lib.CheckpointError as e:
+                close_error = e
             logger.close()
             self.pipe.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
+            if close_error is not None and finished:
+                raise close_error
         if exit_code == EXIT_OK:
             message = self._where_message(good, latest_png)
             if self.is_main:

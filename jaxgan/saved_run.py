@@ -98,15 +98,20 @@ def open_run(workdir: str, step: int | None = None) -> SavedRun:
     mesh = parallel.make_mesh(jax.local_devices()[:1])
     checkpointer = ckpt_lib.Checkpointer(rundir.checkpoints, create=False)
     try:
-        steps = checkpointer.all_steps()
+        steps = checkpointer.all_steps() if step is None else [step]
         if not steps:
             raise ConfigError(f"--workdir={rundir.path} has no checkpoint yet.")
-        meta = checkpointer.read_meta(step if step is not None else steps[-1])
-        shape = tuple(meta["sample_shape"])
-        state, g_def, d_def = build.init_state(config, shape, mesh)
-        state, meta, step = checkpointer.restore(state, mesh, step)
-    except ckpt_lib.CheckpointError as e:
-        raise ConfigError(str(e)) from None
+        errors = []
+        for s in reversed(steps):  # newest first; a damaged one is skipped
+            try:
+                shape = tuple(checkpointer.read_meta(s)["sample_shape"])
+                state, g_def, d_def = build.init_state(config, shape, mesh)
+                state, meta, step = checkpointer.restore(state, mesh, s)
+                break
+            except ckpt_lib.CheckpointError as e:
+                errors.append(str(e))
+        else:
+            raise ConfigError(f"no checkpoint in {rundir.checkpoints} restores: {errors[0]}")
     finally:
         checkpointer.close()
     images = int(meta["images_seen"])

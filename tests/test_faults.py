@@ -157,3 +157,27 @@ def test_end_of_run_says_where_the_outputs_are(tmp_path, capsys):
         assert what in out, out
     ckpt = next(line for line in out.splitlines() if "checkpoint:" in line).split()[-1]
     assert os.path.isdir(ckpt)
+
+
+def test_damaged_latest_checkpoint_falls_back_with_one_warning(tmp_path, capsys):
+    wd = str(tmp_path)
+    args = [*TOY, "--ckpt_every=2", "--log_every=2", f"--workdir={wd}"]
+    assert main([*args, "--steps=4"]) == 0
+    os.remove(os.path.join(wd, "checkpoints", "4", "state", "_METADATA"))
+    capsys.readouterr()
+    assert main([*args, "--steps=6", "--allow_config_change"]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "checkpoints/4" in warnings[0], out
+    assert "at step 2" in out
+    assert os.path.isdir(os.path.join(wd, "checkpoints", "4"))  # left on disk
+    assert [r["step"] for r in _rows(wd)] == [2, 4, 6]  # the rows past step 2 were superseded
+    # Every checkpoint damaged: one line, non-zero, never called a config mismatch.
+    for step in os.listdir(os.path.join(wd, "checkpoints")):
+        meta = os.path.join(wd, "checkpoints", step, "meta", "metadata")
+        if os.path.exists(meta):
+            os.remove(meta)
+    capsys.readouterr()
+    assert main([*args, "--steps=8", "--allow_config_change"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "restores" in err and "does not match" not in err, err

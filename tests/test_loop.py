@@ -91,6 +91,8 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
                 "w_estimate", "gp", "grad_norm", "skipped_total", "modes/modes_captured"):  # fmt: skip
         assert key in lines[-1], key
     assert lines[-1]["images_seen"] == 2 * k * 5 * 64
+    steps = [r["step"] for r in lines if "critic_loss" in r]
+    assert steps == sorted(set(steps)), "a step was logged twice across the kill and the resume"
 
 
 @pytest.fixture(scope="module")
