@@ -1,682 +1,254 @@
-"""The benchmark cases of ``benchmarks/run.py`` (issue 7): configurations and how each is measured.
+"""The cases of ``benchmarks/run.py`` and how each is measured.
 
-A :class:`GanCase` is one full train step of ``jaxgan.train.make_train_step`` (n_critic critic
-updates and one generator update), jitted exactly as ``jaxgan.engine.Run`` jits it:
-``jax.jit(step, out_shardings=(state_sharding, None), donate_argnums=0)`` over a 1-D data mesh,
-with the state replicated and the stacked real batch ``(n_critic, B, ...)`` sharded on axis 1.
-The real batch is a fixed device array, so the step time excludes the input pipeline (measured
-separately by :func:`measure_input`).
+A case is a preset plus flag overrides, built as the training loop builds it: ``build.init_state``
+on a one-device mesh, ``build.train_step`` of its phase, ``build.jit_step``. The MNIST MLP cases'
+networks (LeakyReLU, BatchNorm in the generator) are not expressible as a config: they come from
+``jaxgan.models.mlp`` through ``step.init_train_state``, all else from their config. The real
+batch is a fixed device array: step times exclude the input pipeline (the ``input`` case).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-import _common as C  # noqa: N812
+import jax
+import measure as M  # noqa: N812
 import numpy as np
-from data_throughput import make_folder
+import optax
+from flax import nnx
 
-PGGAN_BATCH = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16, 256: 14, 512: 6, 1024: 3}
+from jaxgan import build, configs, data, parallel, step
+from jaxgan.config import Config, override
+from jaxgan.models.mlp import MLPCritic, MLPGenerator
+
+PGGAN_STAGES = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
+ALPHA = np.float32(1.0)  # the stable phase's fade-in coefficient
+MNIST = {"model": "mlp", "latent_dim": 100, "hidden": (512, 256)}
+MNIST_MODELS = (
+    "jaxgan.models.mlp: G 100 -> 128 -> 256 -> 512 -> 1024 -> 28x28x1, LeakyReLU 0.2, BatchNorm "
+    "after hidden layers 2-4, tanh; critic 784 -> 512 -> 256 -> 1, LeakyReLU 0.2"
+)
 
 
-@dataclasses.dataclass
-class GanCase:
-    """One train-step benchmark. ``config`` is printed and saved as is."""
+def mnist_models(c: Config) -> tuple[nnx.Module, nnx.Module]:
+    rngs, shape = nnx.Rngs(c.output.seed), (28, 28, 1)
+    g = MLPGenerator(c.model.latent_dim, shape, hidden=(128, 256, 512, 1024), activation="lrelu",
+                     batchnorm=True, output="tanh", rngs=rngs)  # fmt: skip
+    return g, MLPCritic(shape, hidden=c.model.hidden, activation="lrelu", rngs=rngs)
 
+
+@dataclasses.dataclass(frozen=True)
+class Case:
     name: str
-    config: dict[str, Any]
-    build_models: Callable[[], tuple[Any, Any]]
-    build_objective: Callable[[], Any]
-    build_optimizers: Callable[[Any], tuple[Any, Any]]
-    sample_shape: tuple[int, ...]
-    batch: int
-    n_critic: int
-    latent_dim: int
-    ema_decay: float = 0.0
-    resolution: int | None = None  # progressive stage (stable phase)
-    input_spec: tuple[str, int | None] | None = None  # (dataset, resolution) for the input case
-    group: str = ""
+    group: str
+    preset: str
+    overrides: dict[str, Any]
+    shape: tuple[int, ...]  # one sample, as build.sample_shape gives it for the case's data
+    input: tuple[str, int | None]  # (dataset, resolution) of the input case at this batch
+    resolution: int | None = None  # progressive: the stage measured (stable phase)
+    models: Callable[[Config], tuple[nnx.Module, nnx.Module]] | None = None
+    models_doc: str = "jaxgan.build.models"
 
     @property
-    def images_per_iter(self) -> int:
-        """Real samples one step consumes (n_critic batches)."""
-        return self.n_critic * self.batch
-
-
-# --- case definitions ----------------------------------------------------------------------
-
-
-def _wgan_gp(gp_weight: float, n_critic: int, drift: float = 0.0):
-    from jaxgan import losses
-
-    return lambda: dataclasses.replace(
-        losses.get("wgan-gp"), gp_weight=gp_weight, n_critic=n_critic, drift_weight=drift
-    )
-
-
-def _adam(lr: float, b1: float, b2: float):
-    def build(objective):
-        from jaxgan import optim
-
-        return optim.paper_optimizers(objective, lr_g=lr, lr_d=lr, betas=(b1, b2))
-
-    return build
-
-
-def toy_case() -> GanCase:
-    from flax import nnx
-
-    from jaxgan.models.mlp import MLPCritic, MLPGenerator
-
-    def build():
-        rngs = nnx.Rngs(0)
-        return MLPGenerator(2, (2,), rngs=rngs), MLPCritic((2,), rngs=rngs)
-
-    return GanCase(
-        name="toy",
-        group="toy",
-        config={
-            "generator": "MLPGenerator noise 2 -> 512 -> 512 -> 512 -> 2, ReLU, linear out",
-            "critic": "MLPCritic 2 -> 512 -> 512 -> 512 -> 1, ReLU, no norm",
-            "loss": "wgan-gp",
-            "gp_weight": 0.1,
-            "n_critic": 5,
-            "batch": 256,
-            "optimizer": "adam lr 1e-4 b1 0.5 b2 0.9 (G and critic)",
-            "ema": 0.0,
-            "dtype": "float32",
-            "unit": "generator iteration (5 critic steps + 1 generator step)",
-        },
-        build_models=build,
-        build_objective=_wgan_gp(0.1, 5),
-        build_optimizers=_adam(1e-4, 0.5, 0.9),
-        sample_shape=(2,),
-        batch=256,
-        n_critic=5,
-        latent_dim=2,
-        input_spec=("ring8", None),
-    )
-
-
-def _mnist_models():
-    from flax import nnx
-
-    from jaxgan.models.mlp import MLPCritic, MLPGenerator
-
-    rngs = nnx.Rngs(0)
-    g = MLPGenerator(
-        100,
-        (28, 28, 1),
-        hidden=(128, 256, 512, 1024),
-        activation="lrelu",
-        batchnorm=True,
-        output="tanh",
-        rngs=rngs,
-    )
-    d = MLPCritic((28, 28, 1), hidden=(512, 256), activation="lrelu", rngs=rngs)
-    return g, d
-
-
-_MNIST_MODELS = {
-    "generator": "MLPGenerator 100 -> 128 -> 256 -> 512 -> 1024 -> 784 (28x28x1), LeakyReLU 0.2, "
-    "BatchNorm after hidden layers 2-4, tanh out",
-    "critic": "MLPCritic 784 -> 512 -> 256 -> 1, LeakyReLU 0.2, no norm",
-}
-
-
-def mnist_gp_case() -> GanCase:
-    return GanCase(
-        name="mnist_mlp_gp",
-        group="mnist",
-        config={
-            **_MNIST_MODELS,
-            "loss": "wgan-gp",
-            "gp_weight": 10.0,
-            "n_critic": 5,
-            "batch": 64,
-            "optimizer": "adam lr 2e-4 b1 0.5 b2 0.999 (G and critic)",
-            "dtype": "float32",
-            "unit": "generator iteration (5 critic steps + 1 generator step)",
-        },
-        build_models=_mnist_models,
-        build_objective=_wgan_gp(10.0, 5),
-        build_optimizers=_adam(2e-4, 0.5, 0.999),
-        sample_shape=(28, 28, 1),
-        batch=64,
-        n_critic=5,
-        latent_dim=100,
-        input_spec=("mnist5k", 32),
-    )
-
-
-def mnist_clip_case() -> GanCase:
-    from jaxgan import losses, optim
-
-    def objective():
-        return dataclasses.replace(losses.get("wgan"), clip=0.01, n_critic=5)
-
-    def optimizers(obj):
-        # RMSProp 5e-5 for both; the critic's chain ends in clip_weights(0.01).
-        return optim.paper_optimizers(obj, lr_g=5e-5, lr_d=5e-5)
-
-    return GanCase(
-        name="mnist_mlp_clip",
-        group="mnist",
-        config={
-            **_MNIST_MODELS,
-            "loss": "wgan (weight clipping)",
-            "clip": 0.01,
-            "n_critic": 5,
-            "batch": 64,
-            "optimizer": "rmsprop lr 5e-5 decay 0.9 (G and critic), critic chain + clip_weights",
-            "dtype": "float32",
-            "unit": "generator iteration (5 critic steps + 1 generator step)",
-        },
-        build_models=_mnist_models,
-        build_objective=objective,
-        build_optimizers=optimizers,
-        sample_shape=(28, 28, 1),
-        batch=64,
-        n_critic=5,
-        latent_dim=100,
-        input_spec=("mnist5k", 32),
-    )
-
-
-DCGAN_NORM = "layer"
-
-
-def _dcgan_models(conv_impl: str = "auto"):
-    from flax import nnx
-
-    from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
-
-    rngs = nnx.Rngs(0)
-    g = DCGANGenerator(64, 3, 128, base_width=64, conv_impl=conv_impl, rngs=rngs)
-    d = DCGANCritic(64, 3, norm=DCGAN_NORM, base_width=64, conv_impl=conv_impl, rngs=rngs)
-    return g, d
-
-
-def dcgan_case(conv_impl: str = "auto") -> GanCase:
-    """``conv_impl``: jaxgan's DCGAN stride-2 layers ("auto": the stride-1 rewrite on CPU)."""
-    return GanCase(
-        name="dcgan64" if conv_impl == "auto" else f"dcgan64_{conv_impl}",
-        group="dcgan64",
-        config={
-            "generator": "DCGANGenerator 64x64x3, latent 128, base width 64 (512-256-128-64), "
-            "BatchNorm + ReLU, tanh out",
-            "critic": f"DCGANCritic 64x64x3, widths 64-128-256-512, critic_norm={DCGAN_NORM}, "
-            "LeakyReLU 0.2",
-            "loss": "wgan-gp",
-            "gp_weight": 10.0,
-            "n_critic": 5,
-            "batch": 64,
-            "optimizer": "adam lr 1e-4 b1 0.0 b2 0.9 (WGAN-GP Algorithm 1 / 64x64 script)",
-            "dtype": "float32",
-            "conv_impl": conv_impl,
-            "unit": "generator iteration (5 critic steps + 1 generator step)",
-        },
-        build_models=lambda: _dcgan_models(conv_impl),
-        build_objective=_wgan_gp(10.0, 5),
-        build_optimizers=_adam(1e-4, 0.0, 0.9),
-        sample_shape=(64, 64, 3),
-        batch=64,
-        n_critic=5,
-        latent_dim=128,
-        input_spec=("folder", 64),
-    )
-
-
-_PGGAN_MODEL_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-
-def pggan_case(res: int, dtype: str, final: int) -> GanCase:
-    """PGGAN stable phase at ``res`` of networks built for ``final`` (shared across stages)."""
-
-    def build():
-        key = (final, dtype)
-        if key not in _PGGAN_MODEL_CACHE:
-            import jax.numpy as jnp
-            from flax import nnx
-
-            from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator
-
-            dt = jnp.bfloat16 if dtype == "bfloat16" else None
-            rngs = nnx.Rngs(0)
-            kw = dict(channels=3, fmap_base=8192, fmap_max=512, dtype=dt, rngs=rngs)
-            g = ProgressiveGenerator(final, latent_dim=512, **kw)
-            d = ProgressiveCritic(final, mbstd_group_size=4, **kw)
-            _PGGAN_MODEL_CACHE.clear()
-            _PGGAN_MODEL_CACHE[key] = (g, d)
-        return _PGGAN_MODEL_CACHE[key]
-
-    batch = PGGAN_BATCH[res]
-    return GanCase(
-        name=f"pggan{res}_{'bf16' if dtype == 'bfloat16' else 'f32'}",
-        group="pggan",
-        config={
-            "generator": f"ProgressiveGenerator final {final}, stage {res} stable, latent 512, "
-            "fmap_base 8192, fmap_max 512",
-            "critic": f"ProgressiveCritic final {final}, stage {res} stable, mbstd group 4",
-            "loss": "wgan-gp",
-            "gp_weight": 10.0,
-            "drift": 0.001,
-            "n_critic": 1,
-            "batch": batch,
-            "optimizer": "adam lr 1e-3 b1 0.0 b2 0.99 eps 1e-8",
-            "ema": 0.999,
-            "dtype": dtype,
-            "resolution": res,
-            "unit": "train step (1 critic step + 1 generator step)",
-        },
-        build_models=build,
-        build_objective=_wgan_gp(10.0, 1, drift=0.001),
-        build_optimizers=_adam(1e-3, 0.0, 0.99),
-        sample_shape=(res, res, 3),
-        batch=batch,
-        n_critic=1,
-        latent_dim=512,
-        ema_decay=0.999,
-        resolution=res,
-        input_spec=("folder", res),
-    )
-
-
-# --- running a train-step case -------------------------------------------------------------
-
-
-def critic_unrolled(unroll: bool | None) -> bool:
-    """Whether jaxgan's train step runs the critic updates unrolled (else in a ``lax.scan``)."""
-    import jax
-
-    from jaxgan import train
-
-    resolve = getattr(train, "_unroll", None)  # jaxgan's own rule, where it has one
-    if resolve is not None:
-        return bool(resolve(unroll))
-    return jax.default_backend() == "cpu" if unroll is None else bool(unroll)
-
-
-def prepare(case: GanCase, mesh, seed: int = 0):
-    """(state, make_step, reals, alpha) for a case on ``mesh``; ``make_step(unroll)`` -> step."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgan import parallel, train
-
-    objective = case.build_objective()
-    g_tx, d_tx = case.build_optimizers(objective)
-    g, d = case.build_models()
-    state, g_def, d_def = train.init_train_state(
-        g, d, g_tx, d_tx, jax.random.key(seed + 1), ema=case.ema_decay > 0
-    )
-    # Copy: donation must never free arrays that the (possibly cached) modules still hold.
-    state = parallel.replicate(jax.tree.map(jnp.copy, state), mesh)
-    kw: dict[str, Any] = {}
-    if case.resolution is not None:
-        from jaxgan.engine import progressive_apply
-
-        apply = progressive_apply(case.resolution, False)
-        kw = dict(g_apply=apply, d_apply=apply)
-
-    def make_step(unroll: bool | None = None, **options: Any):
-        """The train step; ``unroll``: jaxgan's ``unroll_critic`` (None: its per-backend default).
-
-        ``options``: further ``make_train_step`` keywords (``batch_fakes``, ``skip_with``, ...).
-        """
-        return train.make_train_step(
-            g_def,
-            d_def,
-            objective,
-            g_tx,
-            d_tx,
-            latent_dim=case.latent_dim,
-            ema_decay=case.ema_decay,
-            unroll_critic=unroll,
-            **kw,
-            **options,
-        )
-
-    rng = np.random.default_rng(seed)
-    host = rng.uniform(-1, 1, (case.n_critic, case.batch, *case.sample_shape)).astype(np.float32)
-    reals = parallel.shard_batch(host, mesh, batch_axis=1)
-    return state, make_step, reals, np.float32(1.0)
-
-
-def run_gan_case(
-    case: GanCase,
-    *,
-    mesh,
-    reps: int,
-    warmup: int,
-    target_rep_s: float,
-    budget_s: float,
-    exact_flops: bool = False,
-    max_step_s: float = 0.0,
-    rate_hint: float | None = None,
-    unroll: bool | None = None,
-    pair: Callable[[], float] | None = None,
-) -> dict[str, Any]:
-    """Compile, count FLOPs, time and measure memory of one train step.
-
-    ``pair``: a matmul peak sampler called before each timed repetition (see
-    ``_common.time_iterations``); the result then has ``paired``: per repetition, the step's
-    FLOP/s over the peak sampled just before it, and their median.
-
-    ``budget_s``: warm-up plus repetitions are cut (down to zero warm-up and one repetition) so
-    that they fit, using the first call's time. ``max_step_s`` > 0 with ``rate_hint`` (FLOP/s
-    seen on a smaller stage): a case whose predicted step time exceeds it is skipped before
-    compiling (returned with ``skipped``).
-    """
-    import jax
-
-    from jaxgan import parallel
-
-    unrolled = critic_unrolled(unroll)
-    config = {**case.config, "critic_loop": "unrolled" if unrolled else "lax.scan"}
-    out: dict[str, Any] = {"name": case.name, "group": case.group, "config": config}
-    out["images_per_iter"] = case.images_per_iter
-    with C.PeakMemory() as pm:
-        t0 = time.perf_counter()
-        state, make_step, reals, alpha = prepare(case, mesh)
-        out["setup_s"] = time.perf_counter() - t0
-        sharding = parallel.tree_shardings(state, mesh)
-        step = jax.jit(make_step(unroll), out_shardings=(sharding, None), donate_argnums=0)
-
-        t0 = time.perf_counter()
-        lowered = step.lower(state, reals, alpha)
-        lower_s = time.perf_counter() - t0
-        flops: dict[str, Any] = {"critic_loop": "unrolled" if unrolled else "scan"}
-        flops["xla_lowered"] = C.safe_cost_flops(lowered)
-        other = None
-        if case.n_critic > 1:
-            # XLA's cost analysis counts a while-loop body once: a scanned step is under-counted
-            # by (n_critic - 1) critic updates. Lower the other form of the step to see both.
-            other = jax.jit(make_step(not unrolled)).lower(state, reals, alpha)
-            key = "xla_lowered_scan" if unrolled else "xla_lowered_unrolled"
-            flops[key] = C.safe_cost_flops(other)
-        if unrolled or case.n_critic == 1:
-            estimate = flops["xla_lowered"]
-        else:
-            estimate = flops.get("xla_lowered_unrolled")
-        if max_step_s > 0 and rate_hint and estimate and estimate / rate_hint > max_step_s:
-            out["skipped"] = (
-                f"predicted {estimate / rate_hint:.0f} s/step ({estimate / 1e9:.0f} GFLOP at the "
-                f"{rate_hint / 1e9:.1f} GFLOP/s of the previous stage) > --max-step-s {max_step_s:g}"
-            )
-            out["flops"] = flops
-            return out
-
-        with C.COMPILES.active() as counter:
-            n0 = counter.count
-            t1 = time.perf_counter()
-            compiled = lowered.compile()
-            compile_s = time.perf_counter() - t1
-            n_compile = counter.count - n0
-        out["compile"] = {
-            "lower_s": lower_s,
-            "compile_s": compile_s,
-            "total_s": lower_s + compile_s,
-            "backend_compiles": n_compile,
-        }
-        out["xla_memory"] = C.memory_analysis(compiled)
-
-        flops["xla_compiled"] = C.safe_cost_flops(compiled)
-        if unrolled or case.n_critic == 1:
-            flops["per_iter"] = flops["xla_compiled"]
-            flops["method"] = "compiled cost analysis (critic updates unrolled)"
-        else:
-            if exact_flops:
-                t1 = time.perf_counter()
-                flops["xla_compiled_unrolled"] = C.safe_cost_flops(other.compile())
-                flops["unrolled_compile_s"] = time.perf_counter() - t1
-            parts = (flops["xla_compiled"], flops["xla_lowered"], flops["xla_lowered_unrolled"])
-            if flops.get("xla_compiled_unrolled") is not None:
-                flops["per_iter"] = flops["xla_compiled_unrolled"]
-                flops["method"] = "compiled cost analysis of the step with the critic unrolled"
-            elif None not in parts:
-                flops["per_iter"] = parts[0] + (parts[2] - parts[1])
-                flops["method"] = (
-                    "compiled cost analysis + the (n_critic - 1) critic updates it misses (the "
-                    "difference between the unrolled and the scanned lowering)"
-                )
-            else:
-                flops["per_iter"], flops["method"] = None, "unavailable"
-        out["flops"] = flops
-
-        holder: dict[str, Any] = {"state": state, "metrics": None}
-        del state
-
-        def run(k: int):
-            s, m = holder["state"], holder["metrics"]
-            for _ in range(k):
-                s, m = step(s, reals, alpha)
-            holder["state"], holder["metrics"] = s, m
-            return s, m
-
-        first, timing = C.time_within_budget(
-            run,
-            reps=reps,
-            warmup=warmup,
-            target_rep_s=target_rep_s,
-            budget_s=budget_s,
-            pair=pair,
-        )
-        out["compile"]["first_call_s"] = first
-        out["compile"]["compiles_in_first_call"] = timing["compiles_in_first_call"]
-        out["timing"] = timing
-        last = jax.device_get(holder["metrics"])
-        out["last_metrics"] = {k: float(v) for k, v in last.items()}
-        holder.clear()
-    out["memory"] = pm.result
-    med = timing["median_s"]
-    out["iters_per_s"] = 1.0 / med
-    out["images_per_s"] = case.images_per_iter / med
-    if flops.get("per_iter"):
-        out["flops_per_s"] = flops["per_iter"] / med
-        if timing.get("pair_samples"):
-            ratios = [
-                flops["per_iter"] / t / p
-                for t, p in zip(timing["rep_times_s"], timing["pair_samples"], strict=True)
-            ]
-            out["paired"] = {"ratios": ratios, "median": statistics.median(ratios)}
-    return out
-
-
-# --- hand FLOP count of the toy case -------------------------------------------------------
-
-
-def toy_hand_flops(batch: int = 256, n_critic: int = 5, width: int = 512) -> dict[str, Any]:
-    """Matmul FLOPs of one toy WGAN-GP iteration, counted by hand (see README).
-
-    Per linear layer of shape in×out on a batch B, a forward matmul is M = 2·B·in·out FLOPs, the
-    input gradient another M and the weight gradient another M. ReLU critics have a piecewise
-    constant derivative, so the penalty's second backward pass (w.r.t. the critic's weights) goes
-    through the first backward pass only: per layer one weight-gradient and one input-gradient
-    matmul, 2M.
-    """
-    g_layers = [(2, width), (width, width), (width, width), (width, 2)]
-    d_layers = [(2, width), (width, width), (width, width), (width, 1)]
-
-    def m(layers):
-        return [2 * batch * a * b for a, b in layers]
-
-    mg, md = m(g_layers), m(d_layers)
-    f_g, f_d = sum(mg), sum(md)
-    critic = {
-        "G forward (fake batch)": f_g,
-        "D forward real + fake": 2 * f_d,
-        "D backward real + fake (weight grads all layers, input grads layers 2-4)": 2
-        * (2 * f_d - md[0]),
-        "GP: D forward at x_hat": f_d,
-        "GP: input gradient at x_hat (first backward)": f_d,
-        "GP: double backward (weight grad + grad of the first backward, per layer)": 2 * f_d
-        - md[-1],
-    }
-    gen = {
-        "G forward": f_g,
-        "D forward on fake": f_d,
-        "D backward (input grads only)": f_d,
-        "G backward (weight grads all, input grads layers 2-4)": 2 * f_g - mg[0],
-    }
-    c_total, g_total = sum(critic.values()), sum(gen.values())
-    return {
-        "batch": batch,
-        "n_critic": n_critic,
-        "forward_G": f_g,
-        "forward_D": f_d,
-        "critic_step": critic,
-        "critic_step_total": c_total,
-        "generator_step": gen,
-        "generator_step_total": g_total,
-        "per_iter": n_critic * c_total + g_total,
-    }
-
-
-# --- gradient-penalty overhead -------------------------------------------------------------
-
-
-def run_gp_overhead(
-    which: str, *, mesh, reps: int, warmup: int, target_rep_s: float, budget_s: float
-) -> dict[str, Any]:
-    """A lone critic update (loss, optional penalty, Adam) with and without the penalty.
-
-    Fakes are a fixed array (no generator), so the ratio is the critic's own cost of the penalty.
-    """
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    from jaxgan import losses, parallel, penalties
-
-    if which == "toy":
-        g, d = toy_case().build_models()
-        shape, batch, lam = (2,), 256, 0.1
-        desc = "toy critic MLP 2 -> 512x3 -> 1, batch 256, lambda 0.1"
+    def config(self) -> Config:
+        return override(configs.get(self.preset), **self.overrides)
+
+    @property
+    def batch(self) -> int:
+        return build.Schedule(self.config).batches[self.resolution]
+
+    def flags(self) -> str:
+        val = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v  # noqa: E731
+        return " ".join([f"--config={self.preset}"] + [f"--{k}={val(v)}" for k, v in self.overrides.items()])  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"preset": self.preset, "overrides": self.overrides, "flags": self.flags(),
+                "models": self.models_doc, "sample_shape": self.shape, "resolution": self.resolution,
+                "batch": self.batch, "n_critic": c.loss.n_critic, "dtype": c.model.dtype,
+                "resolved": c.to_json()}  # fmt: skip
+
+
+def parse_pggan(name: str) -> tuple[int, str] | None:
+    res, _, dt = name.removeprefix("pggan").partition("_")
+    if not name.startswith("pggan") or not res.isdigit() or dt not in ("f32", "bf16"):
+        return None
+    return int(res), "bfloat16" if dt == "bf16" else "float32"
+
+
+def get_case(name: str, pggan_final: int | None = None) -> Case:
+    """A case by name; ``NAME_nogp``: that step with ``--gp_weight=0``. PGGAN networks are built
+    for ``--stage_schedule=4,...,pggan_final`` (default: up to the stage itself)."""
+    if name.endswith("_nogp"):
+        c = get_case(name.removesuffix("_nogp"), pggan_final)
+        return dataclasses.replace(c, name=name, group="gp", overrides={**c.overrides, "gp_weight": 0.0})  # fmt: skip
+    if name == "toy":
+        return Case(name, "toy", "toy-wgan-gp", {}, (2,), ("ring8", None))
+    if name in ("mnist_mlp_gp", "mnist_mlp_clip"):  # wgan: its paper RMSProp 5e-5 and c = 0.01
+        gp = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}
+        o = {**MNIST, **gp} if name == "mnist_mlp_gp" else {"loss": "wgan", **MNIST}
+        return Case(name, "mnist", "dcgan-mnist5k", o, (28, 28, 1), ("mnist5k", None),
+                    models=mnist_models, models_doc=MNIST_MODELS)  # fmt: skip
+    if name == "dcgan64":  # 64x64 RGB: the shape build.sample_shape gives for such a folder
+        o = {"latent_dim": 128, "width": 64, "critic_norm": "layer"}
+        return Case(name, "dcgan64", "dcgan-mnist5k", o, (64, 64, 3), ("folder", 64))
+    if (stage := parse_pggan(name)) is None:
+        raise ValueError(f"unknown case {name!r}")
+    res, dtype = stage
+    final = max(res, pggan_final or res)
+    o = {"stage_schedule": tuple(r for r in PGGAN_STAGES if r <= final), "dtype": dtype}
+    return Case(name, "pggan", "pggan", o, (final, final, 3), ("folder", res), resolution=res)
+
+
+def prepare(case: Case, mesh, sgd_lr: float | None = None):
+    """(state, jitted step, stacked real batch) on ``mesh``, as the training loop builds them;
+    ``sgd_lr``: plain SGD for both networks in place of the config's optimizers."""
+    c = case.config
+    if case.models is None and sgd_lr is None:  # the training loop's own path
+        state, g_def, d_def = build.init_state(c, case.shape, mesh)
+    else:  # what build.init_state does, with other networks or optimizers
+        g, d = case.models(c) if case.models else build.models(c, case.shape, c.output.seed)
+        txs = (optax.sgd(sgd_lr),) * 2 if sgd_lr else build.optimizers(c, case.resolution)
+        key = jax.random.key(c.output.seed + 1)
+        state, g_def, d_def = step.init_train_state(g, d, *txs, key, ema=c.optim.ema > 0)
+        state = parallel.replicate(state, mesh)
+    if sgd_lr:  # what build.train_step does, with SGD
+        kw = {"latent_dim": c.model.latent_dim, "ema_decay": c.optim.ema}
+        fn = step.make_train_step(g_def, d_def, build.objective(c), *txs, **kw)
     else:
-        g, d = _dcgan_models()
-        shape, batch, lam = (64, 64, 3), 64, 10.0
-        desc = f"DCGAN 64x64 critic (norm {DCGAN_NORM}), batch 64, lambda 10"
-    del g
-    d_def, d_params, d_rest = nnx.split(d, nnx.Param, ...)
-    tx = optax.adam(1e-4, b1=0.5, b2=0.9)
-    rng = np.random.default_rng(1)
-    real = parallel.shard_batch(rng.uniform(-1, 1, (batch, *shape)).astype(np.float32), mesh)
-    fake = parallel.shard_batch(rng.uniform(-1, 1, (batch, *shape)).astype(np.float32), mesh)
-    out: dict[str, Any] = {"name": f"gp_overhead_{which}", "config": desc, "rows": {}}
-    for use_gp in (False, True):
+        fn = build.train_step(c, g_def, d_def, case.resolution, False)
+    r = case.resolution
+    shape = (c.loss.n_critic, case.batch, *(case.shape if r is None else (r, r, case.shape[-1])))
+    host = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    return state, build.jit_step(fn, state, mesh), parallel.shard_batch(host, mesh, batch_axis=1)
 
-        def loss_fn(params, rest, key, use_gp=use_gp):
-            module = nnx.merge(d_def, params, rest)
-            loss = losses.wasserstein_critic_loss(module(real), module(fake))
-            if use_gp:
-                loss = loss + lam * penalties.gradient_penalty(module, real, fake, key)
-            return loss
 
-        def update(carry):
-            params, opt, key = carry
-            key, sub = jax.random.split(key)
-            grads = jax.grad(loss_fn)(params, d_rest, sub)
-            upd, opt = tx.update(grads, opt, params)
-            return optax.apply_updates(params, upd), opt, key
+def lower(case: Case, state, jitted, reals) -> tuple[Any, bool]:
+    """(lowered step, whether its critic updates are a ``lax.scan``)."""
+    traced = jitted.trace(state, reals, ALPHA)
+    n = case.config.loss.n_critic
+    scan = any(e.primitive.name == "scan" and e.params["length"] == n for e in traced.jaxpr.eqns)
+    return traced.lower(), scan and n > 1
 
-        carry0 = parallel.replicate(
-            (
-                jax.tree.map(jnp.copy, d_params),
-                tx.init(d_params),
-                jax.random.key_data(jax.random.key(0)),
-            ),
-            mesh,
-        )
 
-        def update_raw(carry):
-            params, opt, kd = carry
-            params, opt, key = update((params, opt, jax.random.wrap_key_data(kd)))
-            return params, opt, jax.random.key_data(key)
+def stepper(jitted, state, reals) -> tuple[Callable[[int], Any], list]:
+    """``run(k)``: k back-to-back steps from the held ``[state, metrics]``."""
+    held = [state, None]
 
-        fn = jax.jit(update_raw, donate_argnums=0)
+    def run(k: int) -> list:
+        for _ in range(k):
+            held[:] = jitted(held[0], reals, ALPHA)
+        return held
+
+    return run, held
+
+
+def run_case(case: Case, mesh, *, unrolled_flops: Callable[[str], float | None], **timing_kw):
+    """Compile, count FLOPs, time (``measure.time_steps(**timing_kw)``) and measure the memory
+    of one train step. XLA counts a loop body once: where the backend runs the critic updates
+    in ``lax.scan``, ``unrolled_flops(name)`` (the step lowered on CPU, unrolled) supplies the
+    missing n_critic - 1 updates."""
+    out: dict[str, Any] = {"name": case.name, "group": case.group, "config": case.describe()}
+    with M.peak_memory(mem := {}):
         t0 = time.perf_counter()
-        compiled = fn.lower(carry0).compile()
-        compile_s = time.perf_counter() - t0
-        flops = C.safe_cost_flops(compiled)
-        holder = {"c": carry0}
-
-        def run(k: int, fn=fn, holder=holder):
-            c = holder["c"]
-            for _ in range(k):
-                c = fn(c)
-            holder["c"] = c
-            return c
-
-        _, timing = C.time_within_budget(
-            run, reps=reps, warmup=warmup, target_rep_s=target_rep_s, budget_s=budget_s
-        )
-        key = "with_gp" if use_gp else "without_gp"
-        out["rows"][key] = {
-            "timing": timing,
-            "compile_s": compile_s,
-            "flops": flops,
-            "flops_per_s": flops / timing["median_s"] if flops else None,
-        }
-    w, wo = out["rows"]["with_gp"], out["rows"]["without_gp"]
-    out["time_ratio"] = w["timing"]["median_s"] / wo["timing"]["median_s"]
-    out["flops_ratio"] = w["flops"] / wo["flops"] if w["flops"] and wo["flops"] else None
+        state, jitted, reals = prepare(case, mesh)
+        t1 = time.perf_counter()
+        lowered, scanned = lower(case, state, jitted, reals)
+        t2 = time.perf_counter()
+        compiled = lowered.compile()
+        t3 = time.perf_counter()
+        out["config"]["critic_loop"] = "lax.scan" if scanned else "unrolled"
+        out["setup_s"] = t1 - t0
+        out["compile"] = {"lower_s": t2 - t1, "compile_s": t3 - t2, "total_s": t3 - t1}
+        out["xla_memory"] = M.xla_memory(compiled)
+        fl = out["flops"] = {"lowered": M.xla_flops(lowered), "compiled": M.xla_flops(compiled)}
+        fl["per_iter"], fl["method"] = fl["compiled"], "compiled cost analysis"
+        if scanned:
+            cpu = fl["lowered_unrolled_cpu"] = unrolled_flops(case.name)
+            ok = None not in (cpu, fl["compiled"], fl["lowered"])
+            fl["per_iter"] = fl["compiled"] + cpu - fl["lowered"] if ok else None
+            fl["method"] = "compiled + (unrolled lowering on CPU - scanned lowering)"
+        run, held = stepper(jitted, state, reals)
+        del state
+        t = out["timing"] = M.time_steps(run, **timing_kw)
+        out["compile"].update(first_call_s=t["first_call_s"], compiles_in_first_call=t["compiles_in_first_call"])  # fmt: skip
+        out["last_metrics"] = {k: float(v) for k, v in jax.device_get(held[1]).items()}
+        held.clear()
+    out["memory"], per_iter = mem, fl["per_iter"]
+    out["images_per_iter"] = case.config.loss.n_critic * case.batch
+    out.update(iters_per_s=1 / t["median_s"], images_per_s=out["images_per_iter"] / t["median_s"])
+    if per_iter:
+        out["flops_per_s"] = per_iter / t["median_s"]
+        pairs = zip(t["rep_times_s"], t.get("pair_samples", []), strict=False)
+        ratios = [per_iter / s / p for s, p in pairs]
+        out["paired"] = {"ratios": ratios, "median": statistics.median(ratios)} if ratios else None
     return out
 
 
-# --- input pipeline ------------------------------------------------------------------------
+def toy_hand_flops(c: Config) -> dict[str, int]:
+    """Matmul FLOPs of one toy WGAN-GP iteration counted by hand (derivation: README.md).
+
+    M = 2·B·in·out per layer, F a forward pass: a critic update is F_G + 10 F_D - 2 M_D1 - M_D4,
+    a generator update 3 F_G + 2 F_D - M_G1."""
+    b, h = c.schedule.batch_size, c.model.hidden
+    mg = [2 * b * x * y for x, y in zip((c.model.latent_dim, *h), (*h, 2), strict=True)]
+    md = [2 * b * x * y for x, y in zip((2, *h), (*h, 1), strict=True)]
+    critic = sum(mg) + 10 * sum(md) - 2 * md[0] - md[-1]
+    gen = 3 * sum(mg) + 2 * sum(md) - mg[0]
+    return {"critic": critic, "generator": gen, "per_iter": c.loss.n_critic * critic + gen}
 
 
-class InputFolders:
-    """A temporary folder of JPEGs at the largest resolution any image case needs."""
+def jpeg_folder(root: str, n: int, size: int) -> None:
+    """``n`` smooth random RGB JPEGs of ``size`` px under ``root``."""
+    from PIL import Image
 
-    def __init__(self, size: int, n: int = 128):
-        self.size = size
-        self._tmp = tempfile.TemporaryDirectory(prefix="jaxgan_bench_")
-        make_folder(self._tmp.name, n, size)
-        self.path = self._tmp.name
-        self.files = n
-
-    def close(self) -> None:
-        self._tmp.cleanup()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        img.resize((size, size), Image.BILINEAR).save(os.path.join(root, f"{i}.jpg"), quality=90)
 
 
-def measure_input(
-    spec: str,
-    *,
-    resolution: int | None,
-    batch: int,
-    stack: int | None,
-    mesh,
-    batches: int,
-    warmup: int = 3,
-) -> dict[str, Any]:
-    """Images/s of ``jaxgan.data.load`` (next(pipe) until on device) at a case's batch/stack."""
-    from jaxgan import data
-
+def measure_input(spec: str, resolution: int | None, batch: int, stack: int, mesh, batches: int):
+    """Images/s of ``jaxgan.data.load`` opened as the loop opens it (``next(pipe)`` until on
+    device, after 3 warm-up batches)."""
     t0 = time.perf_counter()
     pipe = data.load(spec, batch_size=batch, resolution=resolution, seed=0, mesh=mesh, stack=stack)
     setup = time.perf_counter() - t0
     try:
-        for _ in range(warmup):
-            next(pipe)["x"].block_until_ready()
-        t0 = time.perf_counter()
-        for _ in range(batches):
-            next(pipe)["x"].block_until_ready()
-        dt = time.perf_counter() - t0
+        for _ in range(3):
+            next(pipe)
+        dt = M.timed(lambda: [next(pipe)["x"] for _ in range(batches)])
     finally:
         pipe.close()
-    per = batch * (stack or 1)
-    return {
-        "images_per_s": batches * per / dt,
-        "ms_per_step_batch": 1e3 * dt / batches,
-        "images_per_step_batch": per,
-        "setup_s": setup,
-        "batches": batches,
-    }
+    return {"images_per_s": batches * batch * stack / dt, "setup_s": setup, "batches": batches}
+
+
+def dp_rows(case: Case, devices: list[int], steps: int, **timing_kw) -> list[dict[str, Any]]:
+    """The step on meshes of n devices from the same state, reals and key (SGD lr 1e-3: Adam
+    turns reduction-order noise in near-zero gradients into full-size steps): its time, and the
+    largest differences from the first mesh's parameters and metrics after ``steps`` steps."""
+    rows: list[dict[str, Any]] = []
+    for n in devices:
+        state, jitted, reals = prepare(case, parallel.make_mesh(jax.devices()[:n]), sgd_lr=1e-3)
+        metrics = []
+        for _ in range(steps):
+            state, m = jitted(state, reals, ALPHA)
+            metrics.append(m)
+        tree = jax.device_get([(state.g_params, state.d_params), metrics])
+        vecs = [np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)]) for t in tree]
+        ref = rows[0]["_vecs"] if rows else vecs
+        run, _ = stepper(jitted, state, reals)
+        del state
+        rows.append({"devices": n, "timing": M.time_steps(run, **timing_kw), "_vecs": vecs,
+                     "max_abs_diff_params": float(np.max(np.abs(vecs[0] - ref[0]))),
+                     "max_abs_diff_metrics": float(np.max(np.abs(vecs[1] - ref[1]))),
+                     "bitwise_equal": all(map(np.array_equal, vecs, ref))})  # fmt: skip
+    for r in rows:
+        r["overhead_vs_1"] = r["timing"]["median_s"] / rows[0]["timing"]["median_s"]
+        del r["_vecs"]
+    return rows
