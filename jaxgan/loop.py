@@ -173,7 +173,10 @@ class Trainer:
                 )
             except ValueError as e:
                 pipe.close()
-                raise ConfigError(str(e)) from None
+                raise ConfigError(
+                    f"{e} (for the paper's settings at high resolution: --config=pggan "
+                    "--dataset=folder:PATH)"
+                ) from None
         return pipe
 
     def _restore(self) -> None:
