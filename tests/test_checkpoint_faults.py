@@ -392,36 +392,17 @@ def test_a_real_full_tmpfs_keeps_the_complete_checkpoints(tmp_path, mesh):
 # --- 3. unwritable and missing directories ------------------------------------------------------
 
 
-def _read_only_dir(path):
-    path.mkdir()
-    os.chmod(path, 0o555)
-    if not os.access(path, os.W_OK):
-        return True
-    if _mount("--bind", str(path), str(path)):
-        if _mount("-o", "remount,ro,bind", str(path)):
-            return True
-        subprocess.run(["umount", str(path)], capture_output=True)
-    return False
-
-
 @pytest.mark.parametrize("kind", ["under a file", "proc", "read-only"])
-def test_an_unwritable_directory_is_one_line(kind, tmp_path):
+def test_an_unwritable_directory_is_one_line(kind, tmp_path, request):
     if kind == "under a file":
         (tmp_path / "f").write_text("x")
         directory = str(tmp_path / "f" / "ck")
     elif kind == "proc":
         directory = "/proc/jaxgan-checkpoints"
     else:
-        if not _read_only_dir(tmp_path / "ro"):
-            pytest.skip("cannot make a read-only directory here")
-        directory = str(tmp_path / "ro" / "ck")
-    try:
-        with pytest.raises(CheckpointError) as e:
-            Checkpointer(directory)
-    finally:
-        if kind == "read-only":
-            subprocess.run(["umount", str(tmp_path / "ro")], capture_output=True)
-            os.chmod(tmp_path / "ro", 0o755)
+        directory = str(request.getfixturevalue("read_only_dir") / "ck")
+    with pytest.raises(CheckpointError) as e:
+        Checkpointer(directory)
     text = _one_line(str(e.value))
     assert directory in text and "cannot write checkpoints" in text and "Traceback" not in text
     assert e.value.__cause__ is None and e.value.__suppress_context__

@@ -97,39 +97,16 @@ def test_a_failed_start_leaves_nothing_behind(dataset, tmp_path, capsys):
     assert not wd.exists()
 
 
-def _read_only_mount(path):
-    """A read-only bind mount of ``path`` (root ignores permission bits); None where not allowed."""
-    ok = (
-        subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode
-        == 0
-    )
-    if ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(path)],
-                             capture_output=True).returncode == 0:  # fmt: skip
-        return True
-    if ok:
-        subprocess.run(["umount", str(path)], capture_output=True)
-    return None
-
-
 @pytest.mark.parametrize("kind", ["file", "proc", "readonly"])
-def test_unwritable_workdir_is_one_line(kind, tmp_path, capsys):
-    ro = tmp_path / "ro"
+def test_unwritable_workdir_is_one_line(kind, tmp_path, capsys, request):
     if kind == "file":
         (tmp_path / "f").write_text("x")
         wd = str(tmp_path / "f" / "run")
     elif kind == "proc":
         wd = "/proc/jaxgan-run"
     else:
-        ro.mkdir()
-        os.chmod(ro, 0o555)
-        if os.access(ro, os.W_OK) and not _read_only_mount(ro):
-            pytest.skip("cannot make a read-only directory here (root, and no bind mount)")
-        wd = str(ro / "run")
-    try:
-        assert main([*TOY, "--steps=1", f"--workdir={wd}"]) == 2
-    finally:
-        if kind == "readonly":
-            subprocess.run(["umount", str(ro)], capture_output=True)
+        wd = str(request.getfixturevalue("read_only_dir") / "run")
+    assert main([*TOY, "--steps=1", f"--workdir={wd}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workdir" in err, err
 

@@ -115,8 +115,6 @@ class DCGANCritic(nnx.Module):
         if norm not in CRITIC_NORMS:
             raise ValueError(f"critic norm must be one of {CRITIC_NORMS}, got {norm!r}.")
         self.conv_impl = _check_impl(conv_impl)
-        # Without BatchNorm a score depends on its own sample only (see train.make_train_step).
-        self.scores_per_sample = norm != "batch"
         log2 = _check_resolution(resolution)
         n_down = log2 - 2
         widths = [channels] + [_width(base_width, i, max_width) for i in range(n_down)]

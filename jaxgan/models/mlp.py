@@ -80,8 +80,6 @@ class MLPCritic(nnx.Module):
     ``norm="layer"`` adds LayerNorm after each hidden layer (safe with a gradient penalty).
     """
 
-    scores_per_sample = True  # no batch-coupled layers: a score depends on its own sample only
-
     def __init__(
         self,
         in_shape: Sequence[int],
