@@ -8,6 +8,7 @@ on stderr and exit status 2; Ctrl-C during start-up exits 130 quietly.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import typing
 from typing import Any
@@ -25,6 +26,7 @@ from jaxgan.config import (
 )
 
 PROG = "run.py"
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _SECTION_TITLES = {
     "data": "data", "model": "model", "loss": "objective", "optim": "optimizers",
     "schedule": "schedule (plain runs: steps and batch_size; progressive: the rest)",
@@ -189,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except CheckpointError as e:  # a save failed (disk full, ...): earlier checkpoints are intact
         sys.stderr.write(f"{PROG}: error: {e}\n")
+        return 1
+    except OSError as e:
+        if e.errno not in _DISK_ERRORS:
+            raise
+        # The disk filled up (or went read-only) while writing logs or samples; checkpoints are
+        # written atomically, so the newest complete one is intact and a rerun resumes from it.
+        sys.stderr.write(f"{PROG}: error: writing {e.filename or 'the run directory'} failed: "
+                         f"{e.strerror}; free space and rerun to resume.\n")  # fmt: skip
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

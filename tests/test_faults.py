@@ -158,3 +158,29 @@ def test_damaged_latest_checkpoint_falls_back_with_one_warning(tmp_path, capsys)
     assert main([*args, "--steps=8", "--allow_config_change"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "restores" in err and "does not match" not in err, err
+
+
+def test_disk_full_during_a_run_is_one_line_and_keeps_checkpoints(tmp_path, capsys):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        wd = str(disk / "run")
+        code = main([*TOY, "--steps=2000", "--ckpt_every=10", "--log_every=10",
+                     "--keep_checkpoints=1000", f"--workdir={wd}"])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 1, err
+        assert len(err.splitlines()) == 1 and "space" in err, err
+        from jaxgan.checkpoint import Checkpointer
+
+        ck = Checkpointer(os.path.join(wd, "checkpoints"), create=False)
+        steps = ck.all_steps()
+        ck.close()
+        assert steps, "no checkpoint survived"
+        import jaxgan
+
+        assert jaxgan.open_run(wd).step == steps[-1]  # the newest one restores
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
