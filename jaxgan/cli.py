@@ -11,6 +11,7 @@ import argparse
 import errno
 import sys
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from jaxgan import configs
@@ -171,8 +172,10 @@ def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     return config, ns
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse, train; bad input -> one line on stderr and exit status 2."""
+def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda: False) -> int:
+    """Parse, train; bad input -> one line on stderr and exit status 2. ``interrupted`` tells
+    whether Ctrl-C came during start-up (then nothing trains, exit 130)."""
+    trainer = None
     try:
         try:
             config, ns = parse(argv)
@@ -181,11 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         if ns.print_config:
             print(config.dumps())
             return 0
-        from jaxgan.loop import train
+        from jaxgan.loop import Trainer, default_workdir
 
-        summary = train(config, ns.workdir, resume=ns.resume,
-                        allow_changes=ns.allow_config_change, quiet=ns.quiet)  # fmt: skip
-        return summary.exit_code
+        trainer = Trainer(config, ns.workdir or default_workdir(config), resume=ns.resume,
+                          allow_changes=ns.allow_config_change, quiet=ns.quiet)  # fmt: skip
+        trainer.start()
+        if interrupted():
+            raise KeyboardInterrupt
+        return trainer.run().exit_code
     except ConfigError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
@@ -201,5 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"{e.strerror}; free space and rerun to resume.\n")  # fmt: skip
         return 1
     except KeyboardInterrupt:
+        if (
+            trainer is not None
+            and getattr(trainer, "created", False)
+            and getattr(trainer, "latest", None) is None
+        ):
+            trainer.dir.remove()  # interrupted before the first step: leave nothing behind
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
