@@ -16,8 +16,11 @@ Faults end in one line (:class:`CheckpointError`) and lose nothing:
   newest first, reports each in one line and leaves it on disk.
 - A save that fails (a full disk) never touches earlier checkpoints: orbax deletes the ones past
   ``keep`` only after the new one is complete. The failure surfaces on the next ``save``,
-  ``wait`` or ``close`` with the space the next save needs and the space free.
+  ``wait`` or ``close`` with the space the next save needs and the space free;
+  :meth:`Checkpointer.check_space` says the same before a save, writing nothing.
 - An unwritable directory is refused when the :class:`Checkpointer` is made.
+- A state with a NaN, an inf or an exploded value (above :data:`MAX_ABS_VALUE`) must not replace
+  a good checkpoint: :func:`is_saveable` tells, and the loop asks it before every save.
 """
 
 from __future__ import annotations
@@ -289,11 +292,14 @@ class Checkpointer:
             create=create,
         )
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options)
-        except OSError as e:
+            # Listing the steps reads each one's _CHECKPOINT_METADATA; orbax logs a warning for
+            # one that is missing or cut short, though the checkpoint restores without it.
+            with _quiet():
+                self._manager = ocp.CheckpointManager(self.directory, options=options)
+        except Exception as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
             raise CheckpointError(
-                f"cannot use the checkpoint directory {self.directory}: "
-                f"{e.strerror or _first_line(e)}."
+                f"cannot use the checkpoint directory {self.directory}: {reason}."
             ) from None
 
     def _check_writable(self) -> None:
@@ -348,6 +354,55 @@ class Checkpointer:
             self._pending = None
         return saved
 
+    def space_needed(self, state: Any) -> int:
+        """Bytes to have free before saving ``state``, a deliberate overestimate: the state's size
+        in memory (what the new checkpoint takes at most, uncompressed) plus what the newest
+        complete checkpoint takes on disk (about what the new one will take), so that a save
+        started with this much free still fits when compression gains nothing."""
+        steps = self._complete_steps()
+        newest = _disk_bytes(self.step_dir(steps[-1])) if steps else 0
+        return _tree_nbytes(state) + newest
+
+    def check_space(self, state: Any) -> None:
+        """Raises CheckpointError (one line: the space needed and the space free) when the disk
+        holding the directory has less free than :meth:`space_needed`; writes nothing. For the
+        loop to call before :meth:`save`, so that it can stop (or go on without saving) before a
+        save fails half-way; a save that fails anyway keeps the earlier checkpoints as well. Does
+        nothing when the free space cannot be read, or the Checkpointer is read-only."""
+        if not self._create:
+            return
+        try:
+            free = shutil.disk_usage(self.directory).free
+        except OSError:
+            return
+        if free >= self.space_needed(state):
+            return
+        need, free_text = self._space_figures(_tree_nbytes(state))
+        steps = self._complete_steps()
+        newest = f"newest checkpoint: step {steps[-1]}" if steps else "no checkpoint yet"
+        raise CheckpointError(
+            f"not enough space to save a checkpoint in {self.directory}: the next save needs "
+            f"about {need}, {free_text} is free; nothing was written ({newest})."
+        )
+
+    def _complete_steps(self) -> list[int]:
+        """Steps whose folder is on disk (a save in flight is still in its temporary folder)."""
+        return [s for s in self.all_steps() if os.path.isdir(self.step_dir(s))]
+
+    def _space_figures(self, nbytes: int) -> tuple[str, str]:
+        """("X (state A + newest checkpoint B)", "Y") for a state of ``nbytes``."""
+        steps = self._complete_steps()
+        newest = _disk_bytes(self.step_dir(steps[-1])) if steps else 0
+        try:
+            free = _fmt_bytes(shutil.disk_usage(self.directory).free)
+        except OSError:
+            free = "an unknown amount"
+        need = (
+            f"{_fmt_bytes(nbytes + newest)} (state {_fmt_bytes(nbytes)} + newest checkpoint "
+            f"{_fmt_bytes(newest)})"
+        )
+        return need, free
+
     def wait(self) -> None:
         """Block until every pending save is on disk; CheckpointError (one line) if it failed."""
         try:
@@ -376,7 +431,7 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)
         with contextlib.suppress(Exception):
             self._manager.reload()
-        steps = [s for s in self.all_steps() if os.path.isdir(self.step_dir(s))]
+        steps = self._complete_steps()
         what = f"the checkpoint at step {step}" if step is not None else "a checkpoint"
         kept = (
             f"earlier checkpoints are intact (newest: step {steps[-1]})"
@@ -384,15 +439,7 @@ class Checkpointer:
             else "there is no earlier checkpoint"
         )
         if _is_disk_full(e):
-            newest = _disk_bytes(self.step_dir(steps[-1])) if steps else 0
-            try:
-                free = _fmt_bytes(shutil.disk_usage(self.directory).free)
-            except OSError:
-                free = "an unknown amount"
-            need = (
-                f"{_fmt_bytes(nbytes + newest)} (state {_fmt_bytes(nbytes)} + newest checkpoint "
-                f"{_fmt_bytes(newest)})"
-            )
+            need, free = self._space_figures(nbytes)
             return CheckpointError(
                 f"saving {what} in {self.directory} failed: no space left on device; the next "
                 f"save needs about {need}, {free} is free; {kept}."

@@ -187,6 +187,25 @@ def test_a_missing_step_is_one_line(tmp_path, mesh):
     empty.close()
 
 
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_a_damaged_checkpoint_metadata_file_is_not_damage_and_says_nothing(
+    damage, tmp_path, mesh, caplog
+):
+    """The step's _CHECKPOINT_METADATA (commit time, item handlers) is not needed to restore:
+    the checkpoint is used, and orbax's warning about it while listing the steps is kept quiet."""
+    directory = _save_steps(tmp_path / "ck", mesh)
+    path = os.path.join(directory, "3", "_CHECKPOINT_METADATA")
+    os.remove(path) if damage == "deleted" else _truncate(path)
+    caplog.set_level("WARNING")
+    ck = Checkpointer(directory)
+    messages = []
+    state, meta, step = ck.restore(_state(mesh), mesh, on_damaged=messages.append)
+    assert step == 3 and meta == {"step": 3} and messages == []
+    _assert_state_is(state, mesh, 3)
+    ck.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
+
+
 def test_read_meta_reads_json_only_and_reports_damage_in_one_line(tmp_path, mesh):
     directory = _save_steps(tmp_path / "ck", mesh, steps=(1, 2))
     _truncate_data(os.path.join(directory, "2"))
@@ -351,6 +370,46 @@ def test_another_save_failure_is_one_line_too(tmp_path, mesh, monkeypatch):
     assert "(newest: step 1)" in text and sorted(os.listdir(directory)) == ["1"]
 
 
+def test_check_space_tells_before_a_save_and_writes_nothing(tmp_path, mesh, monkeypatch):
+    from jaxgan import checkpoint as ckpt_lib
+
+    directory = str(tmp_path / "ck")
+    ck = Checkpointer(directory)
+    nbytes = sum(x.nbytes for x in jax.tree.leaves(_state(mesh)))
+    assert ck.space_needed(_state(mesh)) == nbytes  # no checkpoint yet
+    ck.check_space(_state(mesh))  # a real disk has room for 16 KiB
+    ck.save(1, _state(mesh, 1), {"step": 1})
+    ck.wait()
+    newest = ckpt_lib._disk_bytes(os.path.join(directory, "1"))
+    assert newest > 0 and ck.space_needed(_state(mesh)) == nbytes + newest
+    need = nbytes + newest
+    for free, fits in ((need, True), (need - 1, False), (0, False)):
+        usage = types.SimpleNamespace(total=10 * need, used=10 * need - free, free=free)
+        monkeypatch.setattr(shutil, "disk_usage", lambda path, usage=usage: usage)
+        if fits:
+            ck.check_space(_state(mesh))
+            continue
+        with pytest.raises(CheckpointError) as e:
+            ck.check_space(_state(mesh))
+        text = _one_line(str(e.value))
+        assert directory in text and "not enough space" in text, text
+        assert f"needs about {ckpt_lib._fmt_bytes(need)}" in text, text
+        assert f"{ckpt_lib._fmt_bytes(free)} is free" in text, text
+        assert "nothing was written (newest checkpoint: step 1)" in text, text
+    assert sorted(os.listdir(directory)) == ["1"] and ck.all_steps() == [1]
+
+    def unreadable(path):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(shutil, "disk_usage", unreadable)
+    ck.check_space(_state(mesh))  # cannot tell: the save itself will say
+    ck.close()
+    reader = Checkpointer(directory, create=False)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
+    reader.check_space(_state(mesh))  # a read-only Checkpointer never saves
+    reader.close()
+
+
 def _mount(*args):
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0
 
@@ -377,6 +436,8 @@ def test_a_real_full_tmpfs_keeps_the_complete_checkpoints(tmp_path, mesh):
                 break
         assert error is not None and s == 3, s
         _assert_disk_full_message(str(error), directory, 3)
+        with pytest.raises(CheckpointError, match="not enough space"):
+            ck.check_space(_state(mesh, 3))  # would have said so before the save
         free = shutil.disk_usage(directory).free
         assert f"{ckpt_lib._fmt_bytes(free)} is free" in str(error)
         assert sorted(os.listdir(directory)) == ["1", "2"]
@@ -405,6 +466,22 @@ def test_an_unwritable_directory_is_one_line(kind, tmp_path, request):
         Checkpointer(directory)
     text = _one_line(str(e.value))
     assert directory in text and "cannot write checkpoints" in text and "Traceback" not in text
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_orbax_refusing_the_directory_is_one_line(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ValueError("Unsupported directory layout\nmore detail")
+
+    monkeypatch.setattr(ocp, "CheckpointManager", refuse)
+    directory = str(tmp_path / "ck")
+    with pytest.raises(CheckpointError) as e:
+        Checkpointer(directory)
+    text = _one_line(str(e.value))
+    assert text == (
+        f"cannot use the checkpoint directory {directory}: "
+        "ValueError: Unsupported directory layout."
+    )
     assert e.value.__cause__ is None and e.value.__suppress_context__
 
 
