@@ -1,0 +1,130 @@
+"""Interleaved A/B of one train step between two jaxgan trees (e.g. a commit's worktree and this one).
+
+``python benchmarks/ab_trees.py CASE OLD_TREE [NEW_TREE] [--rounds 12 --steps 10]`` starts one
+persistent worker per tree (the same hand-built models, objective and optimizers in both), then
+times ``--steps`` steps in each, alternating the order every round, and prints both medians and
+their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 (the main job's widths at 16²).
+Make OLD_TREE with ``git worktree add /tmp/old REV``. Works with trees that name the step module
+``jaxgan.step`` or (before it was renamed) ``jaxgan.train``.
+"""
+
+import argparse
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def worker(case: str) -> None:
+    """Build CASE's jitted step from the jaxgan on sys.path; time K steps per 'run K' line."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    try:
+        from jaxgan import step as S
+    except ImportError:
+        from jaxgan import train as S
+    from jaxgan import losses, optim, parallel
+
+    rngs, res = nnx.Rngs(0), None
+    if case == "toy":
+        from jaxgan.models.mlp import MLPCritic, MLPGenerator
+
+        g, d = MLPGenerator(2, (2,), rngs=rngs), MLPCritic((2,), rngs=rngs)
+        obj = dataclasses.replace(losses.get("wgan-gp"), gp_weight=0.1, n_critic=5)
+        gtx, dtx = optim.paper_optimizers(obj, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9))
+        shape, batch, nc, latent = (2,), 256, 5, 2
+    elif case in ("mnist_gp", "mnist_clip"):
+        from jaxgan.models.mlp import MLPCritic, MLPGenerator
+
+        g = MLPGenerator(100, (28, 28, 1), hidden=(128, 256, 512, 1024), activation="lrelu",
+                         batchnorm=True, output="tanh", rngs=rngs)  # fmt: skip
+        d = MLPCritic((28, 28, 1), hidden=(512, 256), activation="lrelu", rngs=rngs)
+        if case == "mnist_gp":
+            obj = dataclasses.replace(losses.get("wgan-gp"), gp_weight=10.0, n_critic=5)
+            gtx, dtx = optim.paper_optimizers(obj, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
+        else:
+            obj = dataclasses.replace(losses.get("wgan"), clip=0.01, n_critic=5)
+            gtx, dtx = optim.paper_optimizers(obj, lr_g=5e-5, lr_d=5e-5)
+        shape, batch, nc, latent = (28, 28, 1), 64, 5, 100
+    elif case == "dcgan32":
+        from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
+
+        g = DCGANGenerator(32, 1, 128, base_width=32, rngs=rngs)
+        d = DCGANCritic(32, 1, norm="none", base_width=32, rngs=rngs)
+        obj = losses.get("wgan-gp")
+        gtx, dtx = optim.paper_optimizers(obj)
+        shape, batch, nc, latent = (32, 32, 1), 64, 5, 128
+    elif case == "prog16":
+        from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator
+
+        kw = dict(channels=1, fmap_base=256, fmap_max=64)
+        g = ProgressiveGenerator(32, latent_dim=64, rngs=rngs, **kw)
+        d = ProgressiveCritic(32, rngs=rngs, **kw)
+        obj = dataclasses.replace(losses.get("wgan-gp"), n_critic=1, drift_weight=0.001)
+        gtx, dtx = optim.paper_optimizers(obj, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99))
+        shape, batch, nc, latent, res = (16, 16, 1), 32, 1, 64, 16
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    state, gdef, ddef = S.init_train_state(g, d, gtx, dtx, jax.random.key(0), ema=res is not None)
+    kw = {}
+    if res:
+        kw = dict(g_apply=lambda m, x, a: m(x, res, None), d_apply=lambda m, x, a: m(x, res, None))
+    fn = S.make_train_step(gdef, ddef, obj, gtx, dtx, latent_dim=latent,
+                           ema_decay=0.99 if res else 0.0, **kw)  # fmt: skip
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    state = parallel.replicate(state, mesh)
+    sharding = parallel.tree_shardings(state, mesh)
+    jitted = jax.jit(fn, out_shardings=(sharding, None), donate_argnums=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (nc, batch, *shape)).astype(np.float32)
+    reals, alpha = parallel.shard_batch(x, mesh, batch_axis=1), np.float32(1.0)
+    for _ in range(3):
+        state, _ = jitted(state, reals, alpha)
+    jax.block_until_ready(state)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        k = int(line.split()[1])
+        t = time.perf_counter()
+        for _ in range(k):
+            state, _ = jitted(state, reals, alpha)
+        jax.block_until_ready(state)
+        print((time.perf_counter() - t) / k * 1000, flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("case")
+    p.add_argument("old_tree")
+    p.add_argument("new_tree", nargs="?", default=os.path.dirname(os.path.dirname(__file__)) or ".")
+    p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        return worker(a.case)
+    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+    procs = {}
+    for name, tree in (("old", a.old_tree), ("new", a.new_tree)):
+        cmd = [sys.executable, os.path.abspath(__file__), a.case, ".", "--worker"]
+        procs[name] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env={**env, "PYTHONPATH": os.path.abspath(tree)}, cwd="/")  # fmt: skip
+        assert procs[name].stdout.readline().strip() == "ready", name
+    times: dict[str, list[float]] = {n: [] for n in procs}
+    for r in range(a.rounds):
+        for n in list(procs) if r % 2 == 0 else list(procs)[::-1]:
+            procs[n].stdin.write(f"run {a.steps}\n")
+            procs[n].stdin.flush()
+            times[n].append(float(procs[n].stdout.readline()))
+    for proc in procs.values():
+        proc.stdin.close()
+        proc.wait()
+    old, new = (statistics.median(times[n]) for n in ("old", "new"))
+    print(f"{a.case}: old {old:.2f} ms, new {new:.2f} ms, new/old x{new / old:.3f} "
+          f"(medians of {a.rounds} rounds x {a.steps} steps)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
