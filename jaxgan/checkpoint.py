@@ -16,8 +16,7 @@ Faults end in one line (:class:`CheckpointError`) and lose nothing:
   newest first, reports each in one line and leaves it on disk.
 - A save that fails (a full disk) never touches earlier checkpoints: orbax deletes the ones past
   ``keep`` only after the new one is complete. The failure surfaces on the next ``save``,
-  ``wait`` or ``close`` with the space the next save needs and the space free;
-  :meth:`Checkpointer.check_space` says the same before a save, writing nothing.
+  ``wait`` or ``close`` with the space the next save needs and the space free.
 - An unwritable directory is refused when the :class:`Checkpointer` is made.
 - A state with a NaN, an inf or an exploded value (above :data:`MAX_ABS_VALUE`) must not replace
   a good checkpoint: :func:`is_saveable` tells, and the loop asks it before every save.
@@ -353,37 +352,6 @@ class Checkpointer:
         if not saved:
             self._pending = None
         return saved
-
-    def space_needed(self, state: Any) -> int:
-        """Bytes to have free before saving ``state``, a deliberate overestimate: the state's size
-        in memory (what the new checkpoint takes at most, uncompressed) plus what the newest
-        complete checkpoint takes on disk (about what the new one will take), so that a save
-        started with this much free still fits when compression gains nothing."""
-        steps = self._complete_steps()
-        newest = _disk_bytes(self.step_dir(steps[-1])) if steps else 0
-        return _tree_nbytes(state) + newest
-
-    def check_space(self, state: Any) -> None:
-        """Raises CheckpointError (one line: the space needed and the space free) when the disk
-        holding the directory has less free than :meth:`space_needed`; writes nothing. For the
-        loop to call before :meth:`save`, so that it can stop (or go on without saving) before a
-        save fails half-way; a save that fails anyway keeps the earlier checkpoints as well. Does
-        nothing when the free space cannot be read, or the Checkpointer is read-only."""
-        if not self._create:
-            return
-        try:
-            free = shutil.disk_usage(self.directory).free
-        except OSError:
-            return
-        if free >= self.space_needed(state):
-            return
-        need, free_text = self._space_figures(_tree_nbytes(state))
-        steps = self._complete_steps()
-        newest = f"newest checkpoint: step {steps[-1]}" if steps else "no checkpoint yet"
-        raise CheckpointError(
-            f"not enough space to save a checkpoint in {self.directory}: the next save needs "
-            f"about {need}, {free_text} is free; nothing was written ({newest})."
-        )
 
     def _complete_steps(self) -> list[int]:
         """Steps whose folder is on disk (a save in flight is still in its temporary folder)."""

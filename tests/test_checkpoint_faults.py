@@ -370,46 +370,6 @@ def test_another_save_failure_is_one_line_too(tmp_path, mesh, monkeypatch):
     assert "(newest: step 1)" in text and sorted(os.listdir(directory)) == ["1"]
 
 
-def test_check_space_tells_before_a_save_and_writes_nothing(tmp_path, mesh, monkeypatch):
-    from jaxgan import checkpoint as ckpt_lib
-
-    directory = str(tmp_path / "ck")
-    ck = Checkpointer(directory)
-    nbytes = sum(x.nbytes for x in jax.tree.leaves(_state(mesh)))
-    assert ck.space_needed(_state(mesh)) == nbytes  # no checkpoint yet
-    ck.check_space(_state(mesh))  # a real disk has room for 16 KiB
-    ck.save(1, _state(mesh, 1), {"step": 1})
-    ck.wait()
-    newest = ckpt_lib._disk_bytes(os.path.join(directory, "1"))
-    assert newest > 0 and ck.space_needed(_state(mesh)) == nbytes + newest
-    need = nbytes + newest
-    for free, fits in ((need, True), (need - 1, False), (0, False)):
-        usage = types.SimpleNamespace(total=10 * need, used=10 * need - free, free=free)
-        monkeypatch.setattr(shutil, "disk_usage", lambda path, usage=usage: usage)
-        if fits:
-            ck.check_space(_state(mesh))
-            continue
-        with pytest.raises(CheckpointError) as e:
-            ck.check_space(_state(mesh))
-        text = _one_line(str(e.value))
-        assert directory in text and "not enough space" in text, text
-        assert f"needs about {ckpt_lib._fmt_bytes(need)}" in text, text
-        assert f"{ckpt_lib._fmt_bytes(free)} is free" in text, text
-        assert "nothing was written (newest checkpoint: step 1)" in text, text
-    assert sorted(os.listdir(directory)) == ["1"] and ck.all_steps() == [1]
-
-    def unreadable(path):
-        raise OSError(errno.EIO, "I/O error")
-
-    monkeypatch.setattr(shutil, "disk_usage", unreadable)
-    ck.check_space(_state(mesh))  # cannot tell: the save itself will say
-    ck.close()
-    reader = Checkpointer(directory, create=False)
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
-    reader.check_space(_state(mesh))  # a read-only Checkpointer never saves
-    reader.close()
-
-
 def _mount(*args):
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0
 
@@ -436,8 +396,6 @@ def test_a_real_full_tmpfs_keeps_the_complete_checkpoints(tmp_path, mesh):
                 break
         assert error is not None and s == 3, s
         _assert_disk_full_message(str(error), directory, 3)
-        with pytest.raises(CheckpointError, match="not enough space"):
-            ck.check_space(_state(mesh, 3))  # would have said so before the save
         free = shutil.disk_usage(directory).free
         assert f"{ckpt_lib._fmt_bytes(free)} is free" in str(error)
         assert sorted(os.listdir(directory)) == ["1", "2"]
