@@ -175,7 +175,6 @@ def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
 def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda: False) -> int:
     """Parse, train; bad input -> one line on stderr and exit status 2. ``interrupted`` tells
     whether Ctrl-C came during start-up (then nothing trains, exit 130)."""
-    trainer = None
     try:
         try:
             config, ns = parse(argv)
@@ -184,14 +183,11 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
         if ns.print_config:
             print(config.dumps())
             return 0
-        from jaxgan.loop import Trainer, default_workdir
+        from jaxgan.loop import train
 
-        trainer = Trainer(config, ns.workdir or default_workdir(config), resume=ns.resume,
-                          allow_changes=ns.allow_config_change, quiet=ns.quiet)  # fmt: skip
-        trainer.start()
-        if interrupted():
-            raise KeyboardInterrupt
-        return trainer.run().exit_code
+        summary = train(config, ns.workdir, resume=ns.resume, allow_changes=ns.allow_config_change,
+                        quiet=ns.quiet, interrupted=interrupted)  # fmt: skip
+        return summary.exit_code
     except ConfigError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
@@ -206,12 +202,6 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
         sys.stderr.write(f"{PROG}: error: writing {e.filename or 'the run directory'} failed: "
                          f"{e.strerror}; free space and rerun to resume.\n")  # fmt: skip
         return 1
-    except KeyboardInterrupt:
-        if (
-            trainer is not None
-            and getattr(trainer, "created", False)
-            and getattr(trainer, "latest", None) is None
-        ):
-            trainer.dir.remove()  # interrupted before the first step: leave nothing behind
+    except KeyboardInterrupt:  # a new run directory was removed on the way out
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -446,14 +447,21 @@ def train(
     resume: bool = True,
     allow_changes: bool = False,
     quiet: bool = False,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> Summary:
     """Train ``config`` into ``workdir`` (default ``runs/<dataset>-<loss>-<model>``).
 
     Resumes from the newest checkpoint that restores when the directory holds the same run;
     ``allow_changes`` lets non-structural settings differ (recorded in ``config_history.jsonl``).
-    Raises :class:`ConfigError` for bad input (nothing is left behind by a failed start).
+    Raises :class:`ConfigError` for bad input (nothing is left behind by a failed start), and
+    KeyboardInterrupt when ``interrupted()`` says Ctrl-C came during start-up (a new run
+    directory is then removed).
     """
     trainer = Trainer(config, workdir or default_workdir(config), resume=resume,
                       allow_changes=allow_changes, quiet=quiet)  # fmt: skip
     trainer.start()
+    if interrupted():
+        if trainer.created and trainer.latest is None:
+            trainer.dir.remove()
+        raise KeyboardInterrupt
     return trainer.run()
