@@ -9,11 +9,22 @@ import sys
 _interrupted: list[int] = []
 
 
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_sigint(signum, frame):
-    # Remembered as well as raised: a KeyboardInterrupt raised while JAX's garbage-collection
-    # callback runs is swallowed, so start-up checks the flag too.
+    # Remembered, and raised unless a module is being imported: libraries turn an exception
+    # there into an ImportError traceback or a half-initialised extension module (an abort at
+    # exit). Start-up checks the flag, which also catches an interrupt that JAX's
+    # garbage-collection callback swallowed.
     _interrupted.append(signum)
-    raise KeyboardInterrupt
+    if not _importing(frame):
+        raise KeyboardInterrupt
 
 
 def _quiet_lost_interrupt(unraisable, default=sys.unraisablehook):
@@ -24,9 +35,6 @@ def _quiet_lost_interrupt(unraisable, default=sys.unraisablehook):
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = _quiet_lost_interrupt
-    try:
-        from jaxgan.cli import main
-    except KeyboardInterrupt:  # Ctrl-C while jax loads: a quiet exit, as during start-up
-        sys.stderr.write("run.py: interrupted\n")
-        sys.exit(130)
+    from jaxgan.cli import main
+
     sys.exit(main(interrupted=lambda: bool(_interrupted)))

@@ -1,6 +1,7 @@
 """Faults and bad input at the run level end cleanly (issue 14): one line, an exit status, and
 nothing lost or left behind. Checkpoint-file damage itself is in test_checkpoint_faults.py."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -124,6 +125,31 @@ def test_ctrl_c_during_start_up_exits_130_quietly(tmp_path):
         pytest.skip("the run had already started its loop (SIGINT there saves and exits 0)")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+
+
+def test_ctrl_c_inside_an_import_is_remembered_not_raised(tmp_path, monkeypatch):
+    # Raised inside an import, numpy turns it into an ImportError traceback and a half-built
+    # extension module aborts at exit; run.py's handler only records it there.
+    spec = importlib.util.spec_from_file_location(
+        "_jaxgan_run", os.path.join(ROOT, "experiments", "run.py")
+    )
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    (tmp_path / "_sigint_mod.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nfor _ in range(1000): pass\nDONE = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    old = signal.signal(signal.SIGINT, run._on_sigint)
+    try:
+        mod = importlib.import_module("_sigint_mod")
+        assert mod.DONE and run._interrupted == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):  # outside an import it still raises
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+    finally:
+        signal.signal(signal.SIGINT, old)
+        sys.modules.pop("_sigint_mod", None)
 
 
 def test_end_of_run_says_where_the_outputs_are(tmp_path, capsys):
