@@ -106,7 +106,7 @@ def _converter(name: str) -> Any:
     return lambda text: None if text.strip().lower() == "none" else base(text)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
     if isinstance(value, dict):
@@ -147,17 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--kimg_per_phase", type=float, default=argparse.SUPPRESS,
                      help="sets --kimg_stable and --kimg_fade together")  # fmt: skip
+    add_field_flags(p, defaults_from=main)
+    return p
+
+
+def add_field_flags(
+    p: argparse.ArgumentParser, exclude: tuple[str, ...] = (), defaults_from: Config | None = None
+) -> None:
+    """One ``--<field>`` flag per config field (absent from the namespace unless given), grouped
+    by section; ``defaults_from``: a config whose values the help text gives as defaults."""
     groups = {s: p.add_argument_group(t) for s, t in _SECTION_TITLES.items()}
-    flat = main.flat()
+    flat = defaults_from.flat() if defaults_from is not None else {}
     for name, (section, f) in FIELDS.items():
+        if name in exclude:
+            continue
         kw: dict[str, Any] = {"default": argparse.SUPPRESS}
-        help_text = f"{f.metadata['help']} (main: {_shown(flat[name])})"
+        help_text = f.metadata["help"] + (f" (main: {shown(flat[name])})" if flat else "")
         if field_type(name) is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = _converter(name)
         groups[section].add_argument(f"--{name}", help=help_text, **kw)
-    return p
 
 
 def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:

@@ -12,13 +12,14 @@ import os
 from collections.abc import Callable
 
 from jaxgan.config import Config, ConfigError, validate
-from jaxgan.configs import dcgan, main, pggan, toys
+from jaxgan.configs import dcgan, main, modes, pggan, toys
 
 PRESETS: dict[str, tuple[Callable[[], Config], str]] = {
     "main": (main.get_config, "the offline main job: progressive WGAN-GP on mnist5k, 4->32, ~10 min on 2 CPU cores"),
     "pggan": (pggan.get_config, "the PGGAN paper's settings: 4->1024, 512 feature maps, 800 kimg per phase"),
     "dcgan-mnist5k": (dcgan.get_config, "DCGAN (WGAN-GP) on mnist5k at 32x32, base width 32, 2000 steps"),
-    **{name: (fn, doc) for name, (fn, doc) in toys.PRESETS.items()},
+    **toys.PRESETS,
+    **modes.PRESETS,
 }  # fmt: skip
 
 

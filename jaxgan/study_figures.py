@@ -1,0 +1,247 @@
+"""The figures of a mode-collapse study (matplotlib; ``pip install jaxgan[study]``).
+
+Each function reads finished runs under a study's root and writes one PNG:
+``samples.png`` (scatter per dataset x objective), ``critic.png`` (the critic's value surface,
+clipping vs penalty), ``weights.png`` (the critic's weights, clipping vs penalty: WGAN-GP's
+Figure 1b), ``w_estimate.png`` (the Wasserstein estimate over training), ``bars.png`` (modes and
+high-quality share per objective, mean and spread over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxgan.study import SAMPLES_FILE, Study, collect, read_result
+
+_COLORS = {"gan": "#d62728", "nsgan": "#ff7f0e", "wgan": "#9467bd", "wgan-gp": "#2ca02c",
+           "hinge": "#1f77b4", "lsgan": "#8c564b"}  # fmt: skip
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _datasets(study: Study) -> list[str]:
+    return list(dict.fromkeys(c.dataset for c in study.cells))
+
+
+def _toy(name: str):
+    from jaxgan.data.toys import get_toy
+
+    return get_toy(name)
+
+
+def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | None:
+    """Generated points (seed ``seed``) over the mode centres, one panel per dataset x objective."""
+    datasets = _datasets(study)
+    objectives = list(dict.fromkeys(c.objective for c in study.cells))
+    cells = {(c.dataset, c.objective): c for c in study.cells}
+    plt = _plt()
+    fig, axes = plt.subplots(len(datasets), len(objectives), squeeze=False,
+                             figsize=(2.6 * len(objectives), 2.7 * len(datasets)))  # fmt: skip
+    drawn = 0
+    for i, d in enumerate(datasets):
+        toy = _toy(d)
+        extent = float(np.abs(toy.centers).max()) * 1.35
+        for j, o in enumerate(objectives):
+            ax = axes[i, j]
+            ax.set_xlim(-extent, extent)
+            ax.set_ylim(-extent, extent)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{o} · {d}", fontsize=8)
+            cell = cells.get((d, o))
+            run = cell.workdir(root, seed) if cell else None
+            result = read_result(run) if run else None
+            if result is None:
+                ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+                continue
+            pts = np.load(os.path.join(run, SAMPLES_FILE))
+            ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4, color=_COLORS.get(o), label="samples")
+            ax.scatter(toy.centers[:, 0], toy.centers[:, 1], s=12, marker="x", color="k",
+                       label="modes")  # fmt: skip
+            ax.text(0.02, 0.02, f"{result['modes_captured']}/{result['num_modes']} modes, "
+                    f"{100 * result['high_quality_fraction']:.0f}% HQ", fontsize=7,
+                    transform=ax.transAxes)  # fmt: skip
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    axes[0, 0].legend(loc="upper left", fontsize=6, markerscale=3)
+    fig.suptitle(f"{study.name}: {study.num_samples} samples of seed {seed}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _critic_runs(study: Study, root: str, seed: int) -> dict[str, str]:
+    """{"wgan": workdir, "wgan-gp": workdir} on the study's first dataset that has both."""
+    for d in _datasets(study):
+        runs = {c.objective: c.workdir(root, seed) for c in study.cells
+                if c.dataset == d and c.objective in ("wgan", "wgan-gp")}  # fmt: skip
+        if len(runs) == 2 and all(read_result(r) for r in runs.values()):
+            return runs
+    return {}
+
+
+def critic_figure(study: Study, root: str, path: str, seed: int = 0) -> str | None:
+    """The critic's value surface with its samples: weight clipping vs gradient penalty."""
+    import jaxgan
+
+    runs = _critic_runs(study, root, seed)
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, (objective, workdir) in zip(axes, sorted(runs.items()), strict=True):
+        run = jaxgan.open_run(workdir)
+        toy = _toy(run.config.data.dataset)
+        extent = float(np.abs(toy.centers).max()) * 1.35
+        g = np.linspace(-extent, extent, 120, dtype=np.float32)
+        xx, yy = np.meshgrid(g, g)
+        v = run.critic(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(xx.shape)
+        cs = ax.contourf(xx, yy, v, levels=20, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="critic value")
+        pts = np.load(os.path.join(workdir, SAMPLES_FILE))
+        ax.scatter(pts[:, 0], pts[:, 1], s=1, color="white", alpha=0.5, label="generated")
+        ax.scatter(toy.centers[:, 0], toy.centers[:, 1], s=25, marker="x", color="red",
+                   label="modes")  # fmt: skip
+        ax.set_title(
+            f"{objective} ({'weight clipping' if objective == 'wgan' else 'gradient penalty'})"
+        )
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left", fontsize=7, markerscale=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def critic_weights(workdir: str) -> np.ndarray:
+    """Every kernel weight of a run's critic (biases excluded), flattened."""
+    import jax
+
+    import jaxgan
+
+    run = jaxgan.open_run(workdir)
+    leaves = jax.tree_util.tree_leaves_with_path(run.state.d_params)
+    kernels = [np.asarray(v).ravel() for p, v in leaves if "kernel" in jax.tree_util.keystr(p)]
+    return np.concatenate(kernels)
+
+
+def weights_figure(study: Study, root: str, path: str, seed: int = 0) -> str | None:
+    """Histograms of the critic's weights: clipping piles them at ±c, the penalty does not."""
+    runs = _critic_runs(study, root, seed)
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, (objective, workdir) in zip(axes, sorted(runs.items()), strict=True):
+        w = critic_weights(workdir)
+        ax.hist(w, bins=80, color=_COLORS[objective], label=f"{objective}: {w.size} weights")
+        ax.set_xlabel("critic weight")
+        ax.set_ylabel("count")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        ax.set_title("weight clipping" if objective == "wgan" else "gradient penalty")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _metric_rows(workdir: str) -> list[dict[str, Any]]:
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
+    """The logged Wasserstein estimate (E D(real) - E D(fake)) over training, every seed."""
+    datasets = _datasets(study)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.6 * len(datasets), 3.4))
+    drawn = 0
+    for ax, d in zip(axes[0], datasets, strict=True):
+        for cell in study.cells:
+            if cell.dataset != d or cell.objective not in ("wgan", "wgan-gp"):
+                continue
+            for s in range(cell.seeds):
+                rows = [r for r in _metric_rows(cell.workdir(root, s)) if "w_estimate" in r]
+                if not rows:
+                    continue
+                ax.plot([r["step"] for r in rows], [float(r["w_estimate"]) for r in rows],
+                        color=_COLORS[cell.objective], alpha=0.7, lw=1,
+                        label=cell.objective if s == 0 else None)  # fmt: skip
+                drawn += 1
+        ax.set_title(d)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("W estimate")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.legend(fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bars_figure(study: Study, root: str, path: str) -> str | None:
+    """Modes captured (share of all modes) and high-quality share per objective, ± std over seeds."""
+    rows = [r for r in collect(study, root) if r["seeds_done"]]
+    if not rows:
+        return None
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.4))
+    for ax, d in zip(axes[0], datasets, strict=True):
+        mine = [r for r in rows if r["dataset"] == d]
+        x = np.arange(len(mine))
+        modes = [r["modes_captured"] for r in mine]
+        k = mine[0]["num_modes"]
+        ax.bar(x - 0.2, [m["mean"] / k for m in modes], 0.4, yerr=[m["std"] / k for m in modes],
+               color="#4c72b0", capsize=3, label="modes captured / all")  # fmt: skip
+        if "high_quality_fraction" in mine[0]:
+            hq = [r["high_quality_fraction"] for r in mine]
+            ax.bar(x + 0.2, [h["mean"] for h in hq], 0.4, yerr=[h["std"] for h in hq],
+                   color="#dd8452", capsize=3, label="high-quality share")  # fmt: skip
+        ax.set_xticks(x, [f"{r['objective']}\n({r['seeds_done']} seeds)" for r in mine], fontsize=7)
+        ax.set_ylim(0, 1.08)
+        ax.set_title(d)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_figures(study: Study, root: str) -> dict[str, str]:
+    """Every figure the study's finished runs allow, under ``root``; returns {name: path}."""
+    toys = all(c.dataset != "stacked_mnist" for c in study.cells)
+    makers = {"bars": bars_figure}
+    if toys:
+        makers |= {"samples": samples_figure, "critic": critic_figure, "weights": weights_figure,
+                   "w_estimate": w_estimate_figure}  # fmt: skip
+    else:
+        makers |= {"w_estimate": w_estimate_figure}
+    out = {}
+    for name, fn in makers.items():
+        p = fn(study, root, os.path.join(root, f"{name}.png"))
+        if p:
+            out[name] = p
+    return out
