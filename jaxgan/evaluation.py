@@ -128,6 +128,11 @@ def evaluate_images(
             m = modes.stacked_mnist_mode_metrics(fake, classifier)
         else:
             m = modes.digit_mode_metrics(fake, classifier)
+            # Nameable digits, and the same share on as many real digits for reference.
+            m["confident_share"] = modes.confident_share(classifier.logits(fake))
+            if real is None:
+                real = real_images(dataset, len(fake), resolution, seed, data_dir)
+            m["confident_share_real"] = modes.confident_share(classifier.logits(real))
         out.update(
             {f"modes/{k}": v for k, v in m.items() if isinstance(v, (int, float, np.number))}
         )
@@ -147,16 +152,19 @@ def evaluate_images(
             )
         ff, fr = np.asarray(features(fake)), np.asarray(features(real))
         out["features"] = name
+        # The real-vs-real reference: a second real set of the same size against the first.
+        fr2 = None
+        if "fid" in metrics or "kid" in metrics:
+            real2 = real_images(dataset, len(real), resolution, seed + 1, data_dir)
+            fr2 = np.asarray(features(real2))
         if "fid" in metrics:
             out["fid"] = float(fid_lib.fid(ff, fr))
+            out["fid/real_vs_real"] = float(fid_lib.fid(fr2, fr))
         if "kid" in metrics:
-            k = fid_lib.kid(ff, fr)
-            out.update(
-                {
-                    f"kid/{a}": float(b)
-                    for a, b in (k.items() if isinstance(k, dict) else [("mean", k)])
-                }
-            )
+            for tag, feats in (("", ff), ("/real_vs_real", fr2)):
+                k = fid_lib.kid(feats, fr)
+                items = k.items() if isinstance(k, dict) else [("mean", k)]
+                out.update({f"kid/{a}{tag}": float(b) for a, b in items})
         if "pr" in metrics:
             p = fid_lib.precision_recall(fr, ff)
             out.update({f"pr/{a}": float(b) for a, b in p.items()})

@@ -94,3 +94,35 @@ def test_digit_modes_and_features(trained: tuple) -> None:
     noise = np.random.default_rng(0).uniform(-1, 1, x_test.shape).astype(np.float32)
     halves = fid(feats[::2], feats[1::2])
     assert halves < 0.1 * fid(feats, clf.features(noise))
+
+
+def test_confident_share_against_softmax_by_hand() -> None:
+    from jaxgan.metrics.modes import confident_share
+
+    logits = np.array([[10.0, 0, 0], [1.0, 1.0, 0], [0, 0, 2.8], [0, 0, 3.0]])
+    # max probabilities by hand: 0.99991, 0.42232, e^2.8 / (e^2.8 + 2) = 0.8916, 0.9095
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert confident_share(logits) == np.mean(p.max(1) >= 0.9) == 0.5
+    assert confident_share(logits + 1000.0) == 0.5  # stable for large logits
+    assert confident_share(np.zeros((0, 10))) == 0.0
+
+
+def test_evaluation_gives_real_references(trained: tuple, cache_dir: str) -> None:
+    from jaxgan.evaluation import evaluate_images, real_images
+
+    real = real_images("mnist5k", 512, 32, seed=7)
+    # Two digits drawn over each other: no nameable digit (uniform noise is no test of that: the
+    # classifier is confident on it, so the share is read together with FID and SWD).
+    mixed = np.maximum(real, np.roll(real, 1, axis=0))
+    noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32)
+    kw = {"metrics": ["modes", "fid", "kid"], "cache_dir": cache_dir}
+    as_fake = evaluate_images(real, "mnist5k", **kw)
+    bad = evaluate_images(noise, "mnist5k", **kw)
+    assert as_fake["modes/confident_share_real"] > 0.9
+    assert abs(as_fake["modes/confident_share"] - as_fake["modes/confident_share_real"]) < 0.05
+    two = evaluate_images(mixed, "mnist5k", metrics=["modes"], cache_dir=cache_dir)
+    assert two["modes/confident_share"] < 0.7 * two["modes/confident_share_real"]
+    # Real digits against real digits: FID/KID near the reference, far below noise's.
+    assert as_fake["fid"] < 3 * as_fake["fid/real_vs_real"] < 0.2 * bad["fid"]
+    assert bad["fid/real_vs_real"] == pytest.approx(as_fake["fid/real_vs_real"])
+    assert as_fake["kid/mean/real_vs_real"] < 0.1 * bad["kid/mean"]

@@ -1,0 +1,192 @@
+"""The PyTorch references of the benchmark cases (benchmarks/peers_torch.py): the same parameter
+counts and settings as jaxgan's cases, a finite step per case, and, with jaxgan's weights copied
+in, the same outputs layer for layer and the same train step. Skipped without torch."""
+
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from jaxgan import build, step  # noqa: E402
+from jaxgan.config import override  # noqa: E402
+from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator  # noqa: E402
+from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator  # noqa: E402
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCH)
+try:
+    P = importlib.import_module("peers_torch")
+finally:
+    sys.path.remove(BENCH)
+
+# The parameter counts of the two repositories' scripts as published.
+EXTERNAL_COUNTS = {
+    "pytorch_gan_dcgan32": (1_049_985, 98_113),  # PyTorch-GAN dcgan.py, img_size 32, 1 channel
+    "wgan_gp_mnist": (1_556_673, 1_030_145),  # caogang/wgan-gp gan_mnist.py, DIM 64
+}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(old)
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    """NHWC (or flat) NumPy -> torch, NCHW."""
+    return torch.from_numpy(np.array(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x))
+
+
+def _out(t: torch.Tensor) -> np.ndarray:
+    """torch output -> NumPy, NHWC where images."""
+    a = t.detach().numpy()
+    return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
+
+
+@pytest.mark.parametrize("name", P.JAXGAN_CASES)
+def test_param_counts_equal_jaxgan(name):
+    assert P.param_count(name) == P.jaxgan_param_count(name)
+
+
+@pytest.mark.parametrize("name", P.EXTERNAL_CASES)
+def test_param_counts_of_the_external_references(name):
+    assert P.param_count(name) == EXTERNAL_COUNTS[name]
+
+
+@pytest.mark.parametrize("name", P.JAXGAN_CASES)
+def test_settings_equal_jaxgan(name):
+    spec, case = P.get_spec(name), P.jaxgan_case(name)
+    c, shape = case.config, case.shape
+    if case.resolution is not None:
+        shape = (case.resolution, case.resolution, shape[-1])
+    assert spec.sample == (shape if len(shape) == 1 else (shape[2], shape[0], shape[1]))
+    assert (spec.batch, spec.n_critic, spec.latent_dim) == (case.batch, c.loss.n_critic, c.model.latent_dim)  # fmt: skip
+    assert (spec.gp_weight, spec.drift, spec.clip, spec.ema) == (c.loss.gp_weight, c.loss.drift, c.loss.clip, c.optim.ema)  # fmt: skip
+    assert c.loss.gp_target == 1.0 and c.optim.lr_g == c.optim.lr_d == spec.settings["lr"]
+    assert not getattr(c.optim, "lr_decay", False) and case.resolution not in c.optim.lr_per_res
+    if c.optim.optimizer == "adam":
+        assert tuple(c.optim.betas) == spec.settings["betas"]
+    else:
+        assert c.optim.optimizer == "rmsprop" and name == "mnist_mlp_clip"
+    d = P.make_peer(name).opt_d
+    kind = "adam" if isinstance(d, torch.optim.Adam) else "rmsprop"
+    assert kind == c.optim.optimizer
+
+
+@pytest.mark.parametrize("name", P.CASES)
+def test_one_small_step_is_finite(name):
+    run = P.make_step(name, threads=2, batch=4)
+    before = [p.detach().clone() for p in run.peer.d.parameters()]
+    metrics = run()
+    assert metrics and all(bool(torch.isfinite(v)) for v in metrics.values()), metrics
+    assert float(metrics.get("skipped", 0.0)) == 0.0
+    moved = any(not torch.equal(a, b) for a, b in zip(before, run.peer.d.parameters(), strict=True))
+    assert moved and run.reals.shape[:2] == (run.peer.spec.n_critic, 4)
+
+
+def _compare(g_j, d_j, g_t, d_t, x: np.ndarray, z: np.ndarray, tol: float, call=None) -> None:
+    """Copy jaxgan's weights into the torch networks; the same scores and samples."""
+    call = call or (lambda m, a: m(a))
+    P.copy_from_jaxgan(g_t, g_j)
+    P.copy_from_jaxgan(d_t, d_j)
+    s_j, f_j = np.asarray(call(d_j, jnp.asarray(x))), np.asarray(call(g_j, jnp.asarray(z)))
+    with torch.no_grad():
+        s_t, f_t = _out(d_t(_nchw(x))), _out(g_t(torch.from_numpy(z)))
+    np.testing.assert_allclose(s_t, s_j, rtol=tol, atol=tol)
+    np.testing.assert_allclose(f_t, f_j, rtol=tol, atol=tol)
+
+
+def test_toy_same_weights_same_critic_scores():
+    g_j, d_j = P.jaxgan_models("toy")
+    g_t, d_t = P.get_spec("toy").models()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, (64, 2)).astype(np.float32)
+    z = rng.standard_normal((64, 2)).astype(np.float32)
+    _compare(g_j, d_j, g_t, d_t, x, z, 1e-5)
+
+
+def test_mnist_mlps_same_weights_same_outputs():
+    g_j, d_j = P.jaxgan_models("mnist_mlp_gp")  # the generator's BatchNorm uses batch statistics
+    g_t, d_t = P.get_spec("mnist_mlp_gp").models()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)
+    z = rng.standard_normal((8, 100)).astype(np.float32)
+    _compare(g_j, d_j, g_t, d_t, x, z, 1e-5)
+
+
+def test_dcgan_same_weights_same_outputs():
+    """A small jaxgan DCGAN (16², 3 channels, LayerNorm critic): transposed and strided convs."""
+    rngs = nnx.Rngs(0)
+    g_j = DCGANGenerator(16, 3, 16, base_width=8, rngs=rngs)
+    d_j = DCGANCritic(16, 3, norm="layer", base_width=8, rngs=rngs)
+    g_t, d_t = P.DCGANGenerator(16, 3, 16, base_width=8), P.DCGANCritic(16, 3, norm="layer", base_width=8)  # fmt: skip
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+    z = rng.standard_normal((4, 16)).astype(np.float32)
+    _compare(g_j, d_j, g_t, d_t, x, z, 1e-5)
+
+
+@pytest.mark.parametrize("stage", [8, 16])
+def test_progressive_same_weights_same_outputs(stage):
+    """Small progressive networks built for 16², the stable network at ``stage``; batch 8 with
+    minibatch-stddev groups of 4 (two strided groups)."""
+    rngs, kw = nnx.Rngs(0), {"channels": 3, "fmap_base": 64, "fmap_max": 16}
+    g_j, d_j = ProgressiveGenerator(16, latent_dim=16, rngs=rngs, **kw), ProgressiveCritic(16, rngs=rngs, **kw)  # fmt: skip
+    g_t = P.ProgressiveGenerator(16, latent_dim=16, stage=stage, **kw)
+    d_t = P.ProgressiveCritic(16, stage=stage, **kw)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (8, stage, stage, 3)).astype(np.float32)
+    z = rng.standard_normal((8, 16)).astype(np.float32)
+    _compare(g_j, d_j, g_t, d_t, x, z, 1e-5, call=lambda m, a: m(a, stage))
+
+
+def _assert_params_close(module, mirror, nnx_module, max_diff: float) -> None:
+    """``module``'s parameters equal the nnx module's (copied into ``mirror``, a network of the
+    same class): all but a few elements to 1e-6 (a near-zero gradient's sign can flip an Adam
+    step), none further apart than ``max_diff``."""
+    P.copy_from_jaxgan(mirror, nnx_module)
+    pairs = zip(module.parameters(), mirror.parameters(), strict=True)
+    diffs = torch.cat([(a - b).detach().abs().flatten() for a, b in pairs])
+    assert float(diffs.max()) <= max_diff
+    assert float((diffs > 1e-6).float().mean()) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["toy", "mnist_mlp_clip"])
+def test_step_equals_jaxgan_step(name):
+    """One jaxgan train step (2 critic updates, batch 16) and train_step from the same weights,
+    reals, noise and ε: the same metrics and parameters (Adam / RMSProp with clipping)."""
+    case, b = P.jaxgan_case(name), 16
+    c = override(case.config, n_critic=2)
+    g_j, d_j = P.jaxgan_models(name)
+    spec = P.get_spec(name)
+    g_t, d_t = spec.models()
+    P.copy_from_jaxgan(g_t, g_j)
+    P.copy_from_jaxgan(d_t, d_j)
+    g_tx, d_tx = build.optimizers(c)
+    state, g_def, d_def = step.init_train_state(g_j, d_j, g_tx, d_tx, jax.random.key(1))
+    reals = np.random.default_rng(0).uniform(-1, 1, (2, b, *case.shape)).astype(np.float32)
+    new, metrics = jax.jit(build.train_step(c, g_def, d_def, None, False))(state, reals, 1.0)
+    # jaxgan.step draws a step's noise and ε at its start from the state's key, in this order.
+    _, k_z, k_eps = jax.random.split(jax.random.wrap_key_data(state.key), 3)
+    zs = np.array(jax.random.normal(k_z, (3, b, c.model.latent_dim), jnp.float32))
+    eps = np.array(jax.random.uniform(k_eps, (2, b), jnp.float32))
+    reals_t = torch.from_numpy(np.array(reals.transpose(0, 1, 4, 2, 3) if reals.ndim == 5 else reals))  # fmt: skip
+    peer = P.make_peer(name, (g_t, d_t))
+    got = P.train_step(peer, reals_t, torch.from_numpy(zs), torch.from_numpy(eps))
+    for k, v in got.items():
+        np.testing.assert_allclose(float(v), float(metrics[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+    g_ref, d_ref = spec.models()
+    lr = c.optim.lr_d
+    _assert_params_close(peer.g, g_ref, nnx.merge(g_def, new.g_params, new.g_rest), 4 * lr)
+    _assert_params_close(peer.d, d_ref, nnx.merge(d_def, new.d_params, new.d_rest), 4 * lr)
