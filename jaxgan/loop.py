@@ -46,6 +46,11 @@ class Summary:
     message: str
 
 
+def _next_streak(streak: int, metrics: dict[str, Any]) -> int:
+    """Consecutive skipped (non-finite) steps after the step that logged ``metrics`` (a host read)."""
+    return streak + 1 if float(metrics["skipped"]) > 0 else 0
+
+
 def default_workdir(config: Config) -> str:
     name = config.data.dataset.replace(":", "_").replace("/", "_")
     return os.path.join("runs", f"{name}-{config.loss.loss}-{config.model.model}")
@@ -323,12 +328,12 @@ class Trainer:
                 # The previous step's skip count is computed by now: reading it costs no stall.
                 # The current one is read only at ticks and when the streak nears max_skips.
                 if prev_metrics is not None:
-                    streak = streak + 1 if float(prev_metrics["skipped"]) > 0 else 0
+                    streak = _next_streak(streak, prev_metrics)
                 prev_metrics = metrics
                 done = self.schedule.done(self.images_seen)
                 tick = self.step % o.log_every == 0 or done or stop.signum is not None
                 if tick or streak >= o.max_skips - 1 or self.step % o.ckpt_every == 0:
-                    streak = streak + 1 if float(metrics["skipped"]) > 0 else 0
+                    streak = _next_streak(streak, metrics)
                     prev_metrics = None
                 if tick or streak >= o.max_skips:
                     now = time.perf_counter()
@@ -363,7 +368,7 @@ class Trainer:
                     break
             if exit_code == EXIT_OK:
                 if prev_metrics is not None:
-                    streak = streak + 1 if float(prev_metrics["skipped"]) > 0 else 0
+                    streak = _next_streak(streak, prev_metrics)
                 self.save(logger, streak)
                 latest_png = self.write_samples(phase) or latest_png
                 if c.progressive and stop.signum is None:
