@@ -120,6 +120,8 @@ def critic_figure(study: Study, root: str, path: str, seed: int = 0) -> str | No
         ax.set_title(
             f"{objective} ({'weight clipping' if objective == 'wgan' else 'gradient penalty'})"
         )
+        ax.set_xlim(-extent, extent)
+        ax.set_ylim(-extent, extent)
         ax.set_aspect("equal")
         ax.legend(loc="upper left", fontsize=7, markerscale=3)
     fig.tight_layout()
@@ -221,9 +223,9 @@ def bars_figure(study: Study, root: str, path: str) -> str | None:
             ax.bar(x + 0.2, [h["mean"] for h in hq], 0.4, yerr=[h["std"] for h in hq],
                    color="#dd8452", capsize=3, label="high-quality share")  # fmt: skip
         ax.set_xticks(x, [f"{r['objective']}\n({r['seeds_done']} seeds)" for r in mine], fontsize=7)
-        ax.set_ylim(0, 1.08)
+        ax.set_ylim(0, 1.3)
         ax.set_title(d)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
