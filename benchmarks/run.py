@@ -4,6 +4,7 @@ memory, the gradient penalty's cost, input-pipeline headroom and data-parallel o
 Usage: ``python benchmarks/run.py [--cases a,b,...] [--reps N] [--quick] [--out FILE]``. Cases:
 toy, mnist_mlp_gp, mnist_mlp_clip, dcgan64, pggan (or stages such as pggan16_f32), gp_overhead,
 input, dp. Prints a table and writes ``benchmarks/results/run.json``; see benchmarks/README.md.
+``--peers`` instead times each case against its PyTorch reference (benchmarks/peers.py).
 """
 
 from __future__ import annotations
@@ -250,9 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     add("--dp-steps", type=int, default=3, help="train steps compared across meshes")
     add("--input-batches", type=int, default=20)
     add("--input-files", type=int, default=128)
-    add("--out", default=os.path.join(HERE, "results", "run.json"))
+    add("--peers", action="store_true", help="time each case beside its PyTorch reference")
+    add("--peer-cases", default=None, help="--peers: cases of peers_torch (default: all)")
+    add("--peer-rounds", type=int, default=10, help="--peers: alternating timed rounds")
+    add("--peer-batch", type=int, default=None, help="--peers: every case's batch (else its own)")
+    add("--peer-threads", type=int, default=2, help="--peers: torch threads (the comparison: 2)")
+    add("--out", default=None, help="JSON file (default results/run.json, results/peers.json)")
     add("--_part", default=None, choices=("steps", "dp", "flops"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.peers:  # before anything starts JAX's backend or needs torch
+        import peers
+
+        return peers.main(args, argv)
+    args.out = args.out or os.path.join(HERE, "results", "run.json")
     if args.quick:
         args.reps, args.warmup, args.input_batches = 3, 1, 8
     args.peak_n = args.peak_n or (2048 if jax.default_backend() == "cpu" else 8192)

@@ -102,10 +102,9 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:  # Ctrl-C during start-up: nothing trained
             return 130
         return 0 if result is not None else 130
-    if not args.report:
-        code = _train(study, runs, args)
-        if code:
-            return code
+    code = 0 if args.report else _train(study, runs, args)
+    if code == 130:
+        return code
     paths = study_lib.write_report(study, args.root)
     from jaxgan import study_figures
 
@@ -113,7 +112,7 @@ def main(argv=None) -> int:
     print(open(paths["table"]).read())
     for name, p in paths.items():
         print(f"  {name:<11}{p}")
-    return 0
+    return code
 
 
 def _train(study, runs, args) -> int:
@@ -131,7 +130,7 @@ def _train(study, runs, args) -> int:
     ]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     queue = list(todo)
-    done = 0
+    done = failed = 0
     while queue or running:
         while queue and len(running) < args.jobs and not _interrupted:
             *_, name = queue.pop(0)
@@ -152,9 +151,13 @@ def _train(study, runs, args) -> int:
             elif proc.returncode not in (0, 130):
                 print(f"[{done}/{len(todo)}] {name}: failed (exit {proc.returncode}); "
                       f"see {workdir}", flush=True)  # fmt: skip
+                failed += 1
     if _interrupted:
         print("interrupted: rerun the same command to continue (finished runs are kept).")
         return 130
+    if failed:
+        print(f"{failed} run(s) failed (their errors are above); the report covers the rest.")
+        return 1
     return 0
 
 

@@ -1,0 +1,238 @@
+"""``run.py --peers``: each jaxgan benchmark case against its PyTorch reference, side by side.
+
+Per case both train steps are built at the same batch and data shapes (jaxgan through
+``cases.prepare`` on a one-device mesh, PyTorch through ``peers_torch.make_step`` with
+``--peer-threads`` = 2 threads), compiled / warmed up untimed, then timed in alternating rounds in
+this one process (a 50 ms pause before each timed block): each round
+runs k back-to-back jaxgan steps (ending in ``jax.block_until_ready``) and k' PyTorch steps, the
+side that goes first alternating every round. Reported per case: the median ms per generator
+iteration of each side, ``ratio`` = PyTorch ms / jaxgan ms (above 1: jaxgan is faster) and the
+spread of the per-round ratios. The external references (``peers_torch.EXTERNAL_CASES``) have no
+jaxgan side: only their PyTorch time, with ``jaxgan_ms`` and ``ratio`` null. See README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import cases as K  # noqa: N812
+import jax
+import measure as M  # noqa: N812
+import numpy as np
+
+from jaxgan import parallel
+
+INSTALL = "pip install -r benchmarks/requirements-peers.txt"
+GAP_S = 0.05  # pause before each timed block: the other runtime's idle workers stop spinning
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+Run = Callable[[int], None]  # run(k): k back-to-back steps, finished on return
+
+
+def load_peers() -> ModuleType | None:
+    """``peers_torch``, or None when torch cannot be imported."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    import peers_torch
+
+    return peers_torch
+
+
+def with_batch(case: K.Case, batch: int | None) -> K.Case:
+    """``case`` with its batch (of the measured stage, if progressive) set to ``batch``."""
+    if batch is None:
+        return case
+    if case.resolution is None:
+        return dataclasses.replace(case, overrides={**case.overrides, "batch_size": batch})
+    per_res = {**case.config.schedule.batch_per_res, case.resolution: batch}
+    return dataclasses.replace(case, overrides={**case.overrides, "batch_per_res": per_res})
+
+
+def jaxgan_side(case: K.Case) -> tuple[Run, dict[str, Any]]:
+    """The case's jitted step as ``run(k)`` and facts about it (flags, batch, shape)."""
+    state, jitted, reals = K.prepare(case, parallel.make_mesh(jax.devices()[:1]))
+    step, _ = K.stepper(jitted, state, reals)
+    del state
+
+    def run(k: int) -> None:
+        jax.block_until_ready(step(k))
+
+    return run, {"flags": case.flags(), "batch": case.batch, "reals_shape": list(reals.shape)}
+
+
+def torch_side(P: ModuleType, name: str, batch: int | None, threads: int) -> tuple[Run, dict]:
+    """``peers_torch.make_step`` (``threads`` torch threads) as ``run(k)`` and facts about it."""
+    step = P.make_step(name, threads, batch=batch)
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            step()
+
+    return run, {"batch": int(step.reals.shape[1]), "reals_shape": list(step.reals.shape)}
+
+
+def seconds(run: Run, k: int = 1) -> float:
+    """Seconds per step of ``run(k)``."""
+    t0 = time.perf_counter()
+    run(k)
+    return (time.perf_counter() - t0) / k
+
+
+def warm_up(run: Run, warmup: int, target_s: float) -> dict[str, Any]:
+    """An untimed first call (compiles), ``warmup`` more and a probe; the steps per round that
+    make one side's round last about ``target_s`` (1 to 100)."""
+    first = seconds(run)
+    for _ in range(warmup):
+        run(1)
+    probe = seconds(run)
+    steps = int(max(1, min(100, round(target_s / max(probe, 1e-6)))))
+    return {"first_call_s": first, "probe_s": probe, "steps_per_round": steps}
+
+
+def interleave(sides: dict[str, tuple[Run, int]], rounds: int) -> dict[str, list[float]]:
+    """ms per step of each side per round; the first side of ``sides`` goes first in even rounds,
+    last in odd ones. Each timed block starts ``GAP_S`` after the previous one ended."""
+    names, out = list(sides), {n: [] for n in sides}
+    for r in range(rounds):
+        for n in names if r % 2 == 0 else names[::-1]:
+            run, k = sides[n]
+            time.sleep(GAP_S)
+            out[n].append(1e3 * seconds(run, k))
+    return out
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float, float, float]:
+    """(min, q1, median, q3, max)."""
+    q = np.percentile(xs, [0, 25, 50, 75, 100])
+    return tuple(float(v) for v in q)  # type: ignore[return-value]
+
+
+def summarize(ms: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians per side, ``ratio`` = PyTorch / jaxgan median, and the spread of the rounds."""
+    pt = statistics.median(ms["pytorch"])
+    out: dict[str, Any] = {"jaxgan_ms": None, "pytorch_ms": pt, "ratio": None}
+    spread = {"pytorch_ms_min": min(ms["pytorch"]), "pytorch_ms_max": max(ms["pytorch"])}
+    if "jaxgan" in ms:
+        jx = statistics.median(ms["jaxgan"])
+        out.update(jaxgan_ms=jx, ratio=pt / jx)
+        spread.update(jaxgan_ms_min=min(ms["jaxgan"]), jaxgan_ms_max=max(ms["jaxgan"]))
+        per_round = [p / j for p, j in zip(ms["pytorch"], ms["jaxgan"], strict=True)]
+        keys = ("ratio_min", "ratio_q1", "ratio_median", "ratio_q3", "ratio_max")
+        spread.update(dict(zip(keys, quartiles(per_round), strict=True)))
+        out["round_ratios"] = per_round
+    out["spread"], out["round_ms"] = spread, ms
+    return out
+
+
+def time_case(P: ModuleType, name: str, args) -> dict[str, Any]:
+    """Build, warm up and time one case's sides (jaxgan first where it has one)."""
+    row: dict[str, Any] = {"case": name}
+    sides: dict[str, tuple[Run, int]] = {}
+    if name in P.JAXGAN_CASES:
+        run, row["jaxgan"] = jaxgan_side(with_batch(P.jaxgan_case(name), args.peer_batch))
+        row["jaxgan"].update(warm_up(run, args.warmup, args.target_rep_s))
+        sides["jaxgan"] = (run, row["jaxgan"]["steps_per_round"])
+    else:
+        row["note"] = "external reference: no jaxgan side"
+    run, row["pytorch"] = torch_side(P, name, args.peer_batch, args.peer_threads)
+    row["pytorch"].update(warm_up(run, args.warmup, args.target_rep_s))
+    sides["pytorch"] = (run, row["pytorch"]["steps_per_round"])
+    row["batch"] = row["pytorch"]["batch"]
+    row.update(summarize(interleave(sides, args.peer_rounds)), rounds=args.peer_rounds)
+    return row
+
+
+def threads_info(P: ModuleType, machine: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Threads of each side: torch's setting, and the CPUs XLA's CPU thread pool is sized to."""
+    cpus = machine["cpu_affinity"] or machine["cpu_count"]
+    return {"pytorch": threads, "pytorch_interop": P.torch.get_num_interop_threads(),
+            "jax_cpu": cpus, "jax_cpu_source": "CPUs this process may run on (XLA's CPU pool)",
+            "equal": cpus == threads}  # fmt: skip
+
+
+def report(res: dict[str, Any]) -> str:
+    """The printed table: medians, ratio, its quartiles over rounds, steps per round."""
+    t = res["threads"]
+    header = ["case", "batch", "jaxgan ms", "pytorch ms", "ratio", "ratio q1-q3", "rounds x steps"]
+    rows, notes = [], []
+    for r in res["peers"]:
+        if "error" in r:
+            rows.append([r["case"], "-", "FAILED", "-", "-", "-", "-"])
+            notes.append(f"  {r['case']}: {r['error']}")
+            continue
+        s, ks = r["spread"], [r[n]["steps_per_round"] for n in ("jaxgan", "pytorch") if n in r]
+        q = f"{s['ratio_q1']:.2f}-{s['ratio_q3']:.2f}" if r["ratio"] is not None else "-"
+        rows.append([r["case"], str(r["batch"]), M.fmt(r["jaxgan_ms"], ".2f"),
+                     f"{r['pytorch_ms']:.2f}", M.fmt(r["ratio"], ".2f"), q,
+                     f"{r['rounds']} x {'/'.join(map(str, ks))}"])  # fmt: skip
+    lines = [
+        f"jaxgan vs PyTorch {res['machine']['versions'].get('torch', '?')}: ms per generator "
+        f"iteration, medians of alternating rounds; ratio = PyTorch / jaxgan (> 1: jaxgan faster)",
+        f"threads: PyTorch {t['pytorch']}, JAX CPU {t['jax_cpu']}; load average before "
+        f"{res['load_before']} after {res['load_after']}",
+        "",
+        M.table(header, rows),
+        *notes,
+    ]
+    if not t["equal"]:
+        lines.append(f"note: JAX may use {t['jax_cpu']} CPUs, PyTorch {t['pytorch']} threads; "
+                     f"run under `taskset -c 0,1` (and --peer-threads 2) to give both 2")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(args, argv: list[str] | None) -> int:
+    """``run.py --peers``: time the cases, print the table, write the JSON; 2 without torch."""
+    P = load_peers()
+    if P is None:
+        print(f"run.py: error: --peers needs PyTorch: {INSTALL}", file=sys.stderr)
+        return 2
+    names = [n.strip() for n in (args.peer_cases or ",".join(P.CASES)).split(",") if n.strip()]
+    if bad := [n for n in names if n not in P.CASES]:
+        raise SystemExit(
+            f"run.py: error: unknown peer case {bad[0]!r}; valid: {', '.join(P.CASES)}"
+        )
+    started, load_before = time.time(), M.load_average()
+    machine = M.machine_info()
+    machine["versions"]["torch"] = P.torch.__version__
+    res: dict[str, Any] = {"started": started, "machine": machine, "load_before": load_before}
+    res["threads"] = threads_info(P, machine, args.peer_threads)
+    res["settings"] = {"cases": names, "rounds": args.peer_rounds, "batch": args.peer_batch,
+                       "warmup": args.warmup, "target_round_s": args.target_rep_s, "gap_s": GAP_S,
+                       "order": "jaxgan first in even rounds, PyTorch first in odd ones",
+                       "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])}  # fmt: skip
+    old_threads, res["peers"] = P.torch.get_num_threads(), []
+    try:
+        for name in names:
+            print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+            try:
+                row = time_case(P, name, args)
+            except Exception as e:  # reported; the other cases still run
+                row = {"case": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}  # fmt: skip
+                print(f"    FAILED {row['error']}", flush=True)
+            else:
+                print(f"    jaxgan {M.fmt(row['jaxgan_ms'], '.2f')} ms, PyTorch "
+                      f"{row['pytorch_ms']:.2f} ms, ratio {M.fmt(row['ratio'], '.2f')}", flush=True)  # fmt: skip
+            res["peers"].append(row)
+            gc.collect()
+    finally:
+        P.torch.set_num_threads(old_threads)
+    res["load_after"], res["total_s"] = M.load_average(), time.time() - started
+    res["table"] = report(res)
+    print(f"\n{res['table']}\ntotal {res['total_s']:.0f} s")
+    out = args.out or os.path.join(HERE, "results", "peers.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(res, f, indent=2)
+    print(f"wrote {out}")
+    return 0

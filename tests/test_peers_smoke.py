@@ -1,0 +1,70 @@
+"""Smoke test of ``benchmarks/run.py --peers`` (benchmarks/peers.py): a tiny toy case against its
+PyTorch reference and one external reference, the JSON fields and the printed table; and without
+torch, the one-line error. No timing is asserted: the numbers depend on the machine and its load.
+"""
+
+import importlib
+import json
+import os
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def _run():
+    """``benchmarks/run.py`` as a module (it imports its siblings)."""
+    sys.path.insert(0, BENCH)
+    try:
+        return importlib.import_module("run")
+    finally:
+        sys.path.remove(BENCH)
+
+
+def test_peers_tiny(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    out = tmp_path / "peers.json"
+    # 1 torch thread: on a busy 2-core host 2 OpenMP threads made a batch-8 toy step 60x slower.
+    argv = ["--peers", "--peer-cases", "toy,wgan_gp_mnist", "--peer-batch", "8", "--peer-rounds",
+            "3", "--peer-threads", "1", "--warmup", "1", "--target-rep-s", "0.01", "--out", str(out)]  # fmt: skip
+    assert _run().main(argv) == 0
+    res = json.loads(out.read_text())
+    for key in ("machine", "threads", "settings", "load_before", "load_after", "peers", "table"):
+        assert key in res, key
+    assert res["threads"]["pytorch"] == 1 and res["threads"]["jax_cpu"] >= 1
+    assert res["machine"]["versions"]["torch"] and res["settings"]["rounds"] == 3
+    toy, ext = res["peers"]
+    assert "error" not in toy and "error" not in ext, (toy, ext)
+    assert toy["case"] == "toy" and toy["batch"] == 8 and toy["rounds"] == 3
+    assert toy["jaxgan_ms"] > 0 and toy["pytorch_ms"] > 0
+    assert toy["ratio"] == pytest.approx(toy["pytorch_ms"] / toy["jaxgan_ms"])
+    # The same data shapes on both sides: (n_critic, B, 2).
+    assert toy["jaxgan"]["reals_shape"] == toy["pytorch"]["reals_shape"] == [5, 8, 2]
+    assert (
+        "--config=toy-wgan-gp" in toy["jaxgan"]["flags"]
+        and "--batch_size=8" in toy["jaxgan"]["flags"]
+    )
+    assert all(len(v) == 3 and min(v) > 0 for v in toy["round_ms"].values())
+    s = toy["spread"]
+    assert s["ratio_min"] <= s["ratio_q1"] <= s["ratio_median"] <= s["ratio_q3"] <= s["ratio_max"]
+    assert s["jaxgan_ms_min"] <= toy["jaxgan_ms"] <= s["jaxgan_ms_max"]
+    # An external reference has no jaxgan side: its PyTorch time only.
+    assert ext["case"] == "wgan_gp_mnist" and ext["batch"] == 8 and ext["pytorch_ms"] > 0
+    assert ext["jaxgan_ms"] is None and ext["ratio"] is None and "jaxgan" not in ext
+    printed = capsys.readouterr().out
+    assert res["table"] in printed
+    assert torch.get_num_threads() == threads  # restored
+    row = next(ln for ln in res["table"].splitlines() if ln.startswith("toy "))
+    assert f"{toy['ratio']:.2f}" in row and f"{toy['pytorch_ms']:.2f}" in row
+
+
+def test_peers_without_torch_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    monkeypatch.delitem(sys.modules, "peers_torch", raising=False)
+    out = tmp_path / "peers.json"
+    assert _run().main(["--peers", "--peer-cases", "toy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install -r benchmarks/requirements-peers.txt" in err
+    assert not out.exists()
