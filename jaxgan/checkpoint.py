@@ -259,7 +259,9 @@ def _join_orbax_threads(timeout: float = 300.0) -> None:
     me = threading.current_thread()
     for t in threading.enumerate():
         if t is not me and type(t).__module__.startswith("orbax."):
-            t.join(max(0.0, deadline - time.monotonic()))
+            # Orbax's threads re-raise their own failure on join; the caller reports it already.
+            with contextlib.suppress(Exception):
+                t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _path_key(key: tuple[Any, ...]) -> str:

@@ -467,3 +467,24 @@ def test_is_saveable_refuses_non_finite_and_exploded_float_leaves():
         assert not is_saveable({**ok, "h": ok["h"].at[0].set(bad)}), bad
     assert is_saveable({"w": jnp.float32(11.0)}, max_abs=20) is True
     assert is_saveable({"w": jnp.float32(11.0)}, max_abs=10) is False
+
+
+def test_a_failed_orbax_thread_does_not_escape_the_save_report(monkeypatch):
+    # Orbax's writer threads re-raise their own failure on join; the failed save's one-line
+    # CheckpointError must stay the error, not a ValueError from the join (a race seen on a disk-full run).
+    import threading
+
+    from jaxgan import checkpoint as ckpt
+
+    joined = []
+
+    class Writer(threading.Thread):
+        def join(self, timeout=None):
+            joined.append(timeout)
+            raise ValueError("RESOURCE_EXHAUSTED: Failed to write: No space left on device")
+
+    Writer.__module__ = "orbax.checkpoint._src.fake"
+    writer = Writer()
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.current_thread(), writer])
+    ckpt._join_orbax_threads(timeout=1.0)
+    assert len(joined) == 1
