@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxgan.config import Config, ConfigError
+from jaxgan.configs.modes import OBJECTIVES
 
 RESULT_FILE = "study_result.json"
 TIME_FILE = "study_time.json"
@@ -66,13 +67,12 @@ class Study:
         return [(c, s, c.workdir(root, s)) for c in self.cells for s in range(c.seeds)]
 
 
-_TOY_OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge", "lsgan")
 _HEADLINE = ("gan", "nsgan", "wgan", "wgan-gp")  # 5 seeds; hinge and lsgan 3 (exploratory)
 
 
 def _toy_cells(datasets: tuple[str, ...], seeds: dict[str, int]) -> tuple[Cell, ...]:
     return tuple(
-        Cell(d, f"modes-{o}", seeds[o]) for d in datasets for o in _TOY_OBJECTIVES if o in seeds
+        Cell(d, f"modes-{o}", seeds[o]) for d in datasets for o in OBJECTIVES if o in seeds
     )
 
 

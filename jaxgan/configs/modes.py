@@ -2,9 +2,9 @@
 networks, batch, budget and generator EMA for every objective on a dataset; each objective keeps
 its paper's optimizer, n_critic, clipping or penalty.
 
-``modes-<loss>``: 2-D toys (the 8-Gaussian ring of the PacGAN/VEEGAN protocol by default; the study
-sets ``--dataset``), 2 -> 128 x 3 ReLU MLPs, batch 256, 6000 generator steps, generator EMA 0.99. ``stacked-<loss>``: Stacked MNIST (1,000
-modes) with DCGAN networks of base width 32.
+``modes-<loss>``: 2-D toys (the 8-Gaussian ring of the PacGAN/VEEGAN protocol by default; the
+study sets ``--dataset``), 2 -> 128 x 3 ReLU MLPs, batch 256, 6000 generator steps, generator EMA
+0.99. ``stacked-<loss>``: Stacked MNIST (1,000 modes) with DCGAN networks of base width 32.
 """
 
 from collections.abc import Callable
@@ -20,17 +20,15 @@ from jaxgan.config import (
     objective_defaults,
     replace,
 )
+from jaxgan.configs.toys import TOY_WGAN_GP
 
 OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge", "lsgan")
-
-# WGAN-GP on the toys: the WGAN-GP toy script's lambda 0.1 and Adam betas (0.5, 0.9).
-_TOY_WGAN_GP = {"gp_weight": 0.1, "betas": (0.5, 0.9)}
 
 
 def _objective(loss: str, toy: bool) -> dict:
     out = objective_defaults(loss)
     if loss == "wgan-gp" and toy:
-        out |= _TOY_WGAN_GP
+        out |= TOY_WGAN_GP
     return out
 
 

@@ -31,8 +31,12 @@ def _toy(loss: str) -> Config:
     return replace(base, **objective_defaults(loss))
 
 
+#: WGAN-GP on the toys: the WGAN-GP toy script's lambda 0.1 and Adam betas (0.5, 0.9).
+TOY_WGAN_GP = {"gp_weight": 0.1, "betas": (0.5, 0.9)}
+
+
 def wgan_gp() -> Config:
-    return replace(_toy("wgan-gp"), gp_weight=0.1, betas=(0.5, 0.9))
+    return replace(_toy("wgan-gp"), **TOY_WGAN_GP)
 
 
 PRESETS: dict[str, tuple[Callable[[], Config], str]] = {
