@@ -3,8 +3,9 @@
 ``python benchmarks/ab_trees.py CASE OLD_TREE [NEW_TREE] [--rounds 12 --steps 10]`` starts one
 persistent worker per tree (the same hand-built models, objective and optimizers in both), then
 times ``--steps`` steps in each, alternating the order every round, and prints both medians and
-their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 (the main job's widths at 16²).
-Make OLD_TREE with ``git worktree add /tmp/old REV``. Works with trees that name the step module
+their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 and prog32 (the main job's widths at 16² / 32²).
+Make OLD_TREE with ``git worktree add /tmp/old REV``; ``--xla-flags-old`` / ``--xla-flags-new`` give
+each worker its own ``XLA_FLAGS`` (A/B of one tree under two flag sets: pass the same tree twice). Works with trees that name the step module
 ``jaxgan.step`` or (before it was renamed) ``jaxgan.train``.
 """
 
@@ -58,7 +59,7 @@ def worker(case: str) -> None:
         obj = losses.get("wgan-gp")
         gtx, dtx = optim.paper_optimizers(obj)
         shape, batch, nc, latent = (32, 32, 1), 64, 5, 128
-    elif case == "prog16":
+    elif case in ("prog16", "prog32"):
         from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator
 
         kw = dict(channels=1, fmap_base=256, fmap_max=64)
@@ -66,7 +67,8 @@ def worker(case: str) -> None:
         d = ProgressiveCritic(32, rngs=rngs, **kw)
         obj = dataclasses.replace(losses.get("wgan-gp"), n_critic=1, drift_weight=0.001)
         gtx, dtx = optim.paper_optimizers(obj, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99))
-        shape, batch, nc, latent, res = (16, 16, 1), 32, 1, 64, 16
+        res = int(case[4:])
+        shape, batch, nc, latent = (res, res, 1), 32, 1, 64
     else:
         raise SystemExit(f"unknown case {case!r}")
     state, gdef, ddef = S.init_train_state(g, d, gtx, dtx, jax.random.key(0), ema=res is not None)
@@ -101,16 +103,18 @@ def main() -> None:
     p.add_argument("new_tree", nargs="?", default=os.path.dirname(os.path.dirname(__file__)) or ".")
     p.add_argument("--rounds", type=int, default=12)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--xla-flags-old", default="", help="XLA_FLAGS of the old worker")
+    p.add_argument("--xla-flags-new", default="", help="XLA_FLAGS of the new worker")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
         return worker(a.case)
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-    procs = {}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs, flags = {}, {"old": a.xla_flags_old, "new": a.xla_flags_new}
     for name, tree in (("old", a.old_tree), ("new", a.new_tree)):
         cmd = [sys.executable, os.path.abspath(__file__), a.case, ".", "--worker"]
         procs[name] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                       env={**env, "PYTHONPATH": os.path.abspath(tree)}, cwd="/")  # fmt: skip
+                                       env={**env, "PYTHONPATH": os.path.abspath(tree), "XLA_FLAGS": flags[name]}, cwd="/")  # fmt: skip
         assert procs[name].stdout.readline().strip() == "ready", name
     times: dict[str, list[float]] = {n: [] for n in procs}
     for r in range(a.rounds):

@@ -8,12 +8,18 @@ chex:
 - ``jaxgan.open_run(workdir)`` restores a run to sample, interpolate and evaluate.
 - ``jaxgan.configs.get(name)`` / ``jaxgan.configs.names()``: the presets;
   ``jaxgan.override(config, **flags)`` changes fields by their flag names.
+
+Importing jaxgan adds its XLA:CPU flag to ``XLA_FLAGS`` before JAX starts (:mod:`jaxgan.xla_flags`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from jaxgan import xla_flags
+
+xla_flags.apply()
 
 __version__ = "0.1.0"
 

@@ -1,12 +1,11 @@
-"""DCGAN's stride-2 layers as exact matrix products of shifted views, for XLA:CPU.
+"""DCGAN's stride-2 layers rewritten without strides or dilation, for XLA:CPU.
 
 XLA:CPU has no fast kernel for convolutions with lhs dilation (the forward pass of a transposed
-convolution, the input gradient of a strided one) nor for DCGAN's weight gradients (window = the
-whole feature map); it runs them as naive loops, and a WGAN-GP critic differentiates twice through
-each layer (``benchmarks/run.py --cases dcgan64_native``). The functions below compute exactly the
-same outputs as pads, slices, reshapes and one ``dot`` per layer (per output phase for the
-transposed convolution); every derivative of those is again slices, pads and matrix products,
-which XLA:CPU runs on its GEMM kernels. Parameters keep the layouts of ``nnx.Conv`` /
+convolution, the input gradient of a strided one); it runs them, and the second derivatives a
+WGAN-GP critic takes through each layer, as naive loops (10-20x slower here). The functions below compute exactly the same outputs from pads, slices and reshapes
+plus one ``dot`` (the strided convolution, whose double derivative a gradient penalty takes) or
+one stride-1 convolution (the transposed one, differentiated once); every derivative of those runs
+on XLA:CPU's GEMM or stride-1 convolution kernels. Parameters keep the layouts of ``nnx.Conv`` /
 ``nnx.ConvTranspose`` (kernel ``(4, 4, C_in, C_out)``), so the modules still own ordinary Flax
 layers.
 
@@ -53,28 +52,25 @@ def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array |
 
     ``lax.conv_transpose`` with SAME pads the 2x-dilated input by 2 and applies the (unflipped)
     kernel, so output row 2i + r sums kernel rows a ≡ r (mod 2): row 2i reads x[i-1]·k[0] + x[i]·k[2]
-    and row 2i+1 reads x[i]·k[1] + x[i+1]·k[3]. Each of the four output phases (r_h, r_w) is a 2x2
-    stride-1 convolution of the one-pixel-padded input, offset by r (one matmul of four shifted
-    views each); the phases are then interleaved (depth-to-space).
+    and row 2i+1 reads x[i]·k[1] + x[i+1]·k[3]. With xp the input padded by one pixel, output
+    phase r (of rows and of columns) at i is sum_t xp[i + r + t]·k[r + 2t], t in {0, 1}: one
+    stride-1 2x2 VALID convolution of xp with the four phases' kernels stacked on its outputs
+    (B, H+1, W+1, 4·C_out), read at offset r per phase and interleaved (depth-to-space). No
+    dilation: XLA:CPU runs it, and its gradients, on its stride-1 convolution kernels.
     """
     b, h, w, c = x.shape
     c_out = kernel.shape[-1]
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    rows = []
-    for r_h in (0, 1):
-        cols = []
-        for r_w in (0, 1):
-            # phase r uses kernel rows r, r + 2 at padded offsets r, r + 1
-            k = kernel[r_h::2, r_w::2].reshape(4 * c, c_out)
-            views = [
-                xp[:, r_h + t_h : r_h + t_h + h, r_w + t_w : r_w + t_w + w]
-                for t_h in (0, 1)
-                for t_w in (0, 1)
-            ]
-            cols.append(_patches_matmul(views, k))
-        rows.append(jnp.stack(cols, axis=3))  # (B, H, W, r_w, C_out)
-    y = jnp.stack(rows, axis=2)  # (B, H, r_h, W, r_w, C_out)
-    y = y.reshape(b, 2 * h, 2 * w, c_out)
+    # k[t_h, t_w, c, (r_h, r_w, o)] = kernel[r_h + 2 t_h, r_w + 2 t_w, c, o]
+    k = kernel.reshape(2, 2, 2, 2, c, c_out).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * c_out)
+    y = jax.lax.conv_general_dilated(
+        xp, k.astype(xp.dtype), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    ).reshape(b, h + 1, w + 1, 2, 2, c_out)
+    phases = [
+        jnp.stack([y[:, r_h : r_h + h, r_w : r_w + w, r_h, r_w] for r_w in (0, 1)], axis=3)
+        for r_h in (0, 1)
+    ]  # each (B, H, W, r_w, C_out)
+    y = jnp.stack(phases, axis=2).reshape(b, 2 * h, 2 * w, c_out)
     return y if bias is None else y + bias.astype(y.dtype)
 
 
