@@ -7,8 +7,10 @@ this one process (a 50 ms pause before each timed block): each round
 runs k back-to-back jaxgan steps (ending in ``jax.block_until_ready``) and k' PyTorch steps, the
 side that goes first alternating every round. Reported per case: the median ms per generator
 iteration of each side, ``ratio`` = PyTorch ms / jaxgan ms (above 1: jaxgan is faster) and the
-spread of the per-round ratios. The external references (``peers_torch.EXTERNAL_CASES``) have no
-jaxgan side: only their PyTorch time, with ``jaxgan_ms`` and ``ratio`` null. See README.md.
+spread of the per-round ratios. Every case has both sides: for the external references
+(``peers_torch.EXTERNAL_CASES``) the jaxgan side is jaxgan's step on the script's settings with
+NNX mirrors of the script's networks (``peers_external.py``), the PyTorch side the script's own
+iteration. See README.md.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def with_batch(case: K.Case, batch: int | None) -> K.Case:
 
 
 def jaxgan_side(case: K.Case) -> tuple[Run, dict[str, Any]]:
-    """The case's jitted step as ``run(k)`` and facts about it (flags, batch, shape)."""
+    """The case's jitted step as ``run(k)`` and facts about it (flags, networks, batch, shape)."""
     state, jitted, reals = K.prepare(case, parallel.make_mesh(jax.devices()[:1]))
     step, _ = K.stepper(jitted, state, reals)
     del state
@@ -68,7 +70,8 @@ def jaxgan_side(case: K.Case) -> tuple[Run, dict[str, Any]]:
     def run(k: int) -> None:
         jax.block_until_ready(step(k))
 
-    return run, {"flags": case.flags(), "batch": case.batch, "reals_shape": list(reals.shape)}
+    return run, {"flags": case.flags(), "models": case.models_doc, "batch": case.batch,
+                 "reals_shape": list(reals.shape)}  # fmt: skip
 
 
 def torch_side(P: ModuleType, name: str, batch: int | None, threads: int) -> tuple[Run, dict]:
@@ -136,15 +139,14 @@ def summarize(ms: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def time_case(P: ModuleType, name: str, args) -> dict[str, Any]:
-    """Build, warm up and time one case's sides (jaxgan first where it has one)."""
+    """Build, warm up and time one case's sides (jaxgan first)."""
     row: dict[str, Any] = {"case": name}
     sides: dict[str, tuple[Run, int]] = {}
-    if name in P.JAXGAN_CASES:
-        run, row["jaxgan"] = jaxgan_side(with_batch(P.jaxgan_case(name), args.peer_batch))
-        row["jaxgan"].update(warm_up(run, args.warmup, args.target_rep_s))
-        sides["jaxgan"] = (run, row["jaxgan"]["steps_per_round"])
-    else:
-        row["note"] = "external reference: no jaxgan side"
+    run, row["jaxgan"] = jaxgan_side(with_batch(P.jaxgan_case(name), args.peer_batch))
+    row["jaxgan"].update(warm_up(run, args.warmup, args.target_rep_s))
+    sides["jaxgan"] = (run, row["jaxgan"]["steps_per_round"])
+    if name in P.EXTERNAL_CASES:
+        row["note"] = "external reference: jaxgan's step on NNX mirrors of the script's networks"
     run, row["pytorch"] = torch_side(P, name, args.peer_batch, args.peer_threads)
     row["pytorch"].update(warm_up(run, args.warmup, args.target_rep_s))
     sides["pytorch"] = (run, row["pytorch"]["steps_per_round"])

@@ -1,4 +1,5 @@
-"""PyTorch references of jaxgan's benchmark cases, layer for layer, and two external conv GANs.
+"""PyTorch references of jaxgan's benchmark cases, layer for layer, and two external conv GANs
+(whose jaxgan side, Flax NNX mirrors of their networks, is ``peers_external.py``).
 
 Torch only at import (``pip install -r benchmarks/requirements-peers.txt``); JAX and jaxgan are
 imported lazily by the ``jaxgan_*`` helpers and :func:`copy_from_jaxgan`, so a timing process can
@@ -25,7 +26,12 @@ Cases (networks; objective, optimizer, batch, critic updates per generator updat
   Adam 1e-4 β (0.5, 0.9), 50, 5.
 
 The first six mirror ``benchmarks/cases.py`` (``prog16``/``prog32`` are not benchmark cases there:
-:func:`jaxgan_case` builds them from the ``main`` preset). Per generator iteration
+:func:`jaxgan_case` builds them from the ``main`` preset). The last two, :data:`EXTERNAL_CASES`,
+have networks from outside jaxgan: :func:`jaxgan_case` gives them the ``dcgan-mnist5k`` preset with
+the script's objective and optimizer settings and ``peers_external``'s NNX mirrors as networks,
+trained by jaxgan's own step; their torch side is the script's own iteration
+(:func:`pytorch_gan_step`, :func:`wgan_gp_mnist_step`). Every case has a jaxgan side
+(:data:`JAXGAN_CASES` = :data:`CASES`). Per generator iteration
 :func:`train_step` does what ``jaxgan.step`` does: noise ``(n_critic + 1, B, latent)`` and the
 penalty's ε ``(n_critic, B)`` drawn at the start; per critic update fakes from the generator in
 train mode (its BatchNorm statistics update) without gradient, the critic on real, fake and
@@ -54,6 +60,20 @@ rounding):
   a few hundred numbers) get zero gradients and an Adam update in jaxgan; torch skips them.
 * ``prog16`` is built for 16² (as ``cases.get_case("pggan16_f32")`` builds its networks); the
   main job builds all its networks for 32² and trains 16² inside them.
+
+Where an external case's jaxgan side is not its script's (the networks are equal layer for layer,
+``peers_external``; the parameter counts are equal):
+
+* ``pytorch_gan_dcgan32``: jaxgan's ``nsgan`` (BCE on logits, non-saturating generator loss) is
+  the closest objective. The script updates G first, then D on the real batch and the same fakes;
+  jaxgan's step updates D on fakes of one noise batch, then G on a fresh one (one more generator
+  forward pass per iteration). The script's D loss is ½(BCE(real, 1) + BCE(fake, 0)), jaxgan's
+  the sum (gradients 2x; Adam's step is the same up to its ε). The discriminator's Dropout2d is
+  left out of the NNX mirror (jaxgan's step passes the critic no RNG; no parameters). The
+  discriminator's BatchNorm statistics from the generator update are kept by the script,
+  dropped by jaxgan (no train step reads them).
+* ``wgan_gp_mnist``: the same iteration as jaxgan's step; jaxgan's random reals in
+  ``cases.prepare`` are in [−1, 1], the torch side's in [0, 1] (the script's data range).
 """
 
 from __future__ import annotations
@@ -72,9 +92,10 @@ from torch import nn
 
 LRELU_SLOPE = 0.2
 SQRT2 = math.sqrt(2.0)
-JAXGAN_CASES = ("toy", "mnist_mlp_gp", "mnist_mlp_clip", "dcgan64", "prog16", "prog32")
-EXTERNAL_CASES = ("pytorch_gan_dcgan32", "wgan_gp_mnist")
-CASES = JAXGAN_CASES + EXTERNAL_CASES
+MIRROR_CASES = ("toy", "mnist_mlp_gp", "mnist_mlp_clip", "dcgan64", "prog16", "prog32")
+EXTERNAL_CASES = ("pytorch_gan_dcgan32", "wgan_gp_mnist")  # networks from outside jaxgan
+CASES = MIRROR_CASES + EXTERNAL_CASES
+JAXGAN_CASES = CASES  # the cases with a jaxgan side: all (external ones via peers_external.py)
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 
 Shape = tuple[int, ...]
@@ -481,7 +502,8 @@ class PyTorchGANDCGANGenerator(nn.Module):
     def __init__(self, img_size: int = 32, channels: int = 1, latent_dim: int = 100) -> None:
         super().__init__()
         self.init_size = img_size // 4
-        self.l1 = nn.Linear(latent_dim, 128 * self.init_size**2)
+        s = self.init_size
+        self.l1 = _linear(latent_dim, 128 * s**2, nhwc_out=(s, s, 128))
         self.conv_blocks = nn.Sequential(
             nn.BatchNorm2d(128),
             nn.Upsample(scale_factor=2),
@@ -516,7 +538,8 @@ class PyTorchGANDCGANDiscriminator(nn.Module):
             ]
             layers += [nn.BatchNorm2d(b, 0.8)] if bn else []
         self.model = nn.Sequential(*layers)
-        self.adv_layer = nn.Sequential(nn.Linear(128 * (img_size // 16) ** 2, 1), nn.Sigmoid())
+        s = img_size // 16
+        self.adv_layer = nn.Sequential(_linear(128 * s**2, 1, nhwc_in=(s, s, 128)), nn.Sigmoid())
         self.apply(_dcgan_normal_init)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -540,7 +563,8 @@ class WGANGPMNISTGenerator(nn.Module):
     def __init__(self, dim: int = 64, latent_dim: int = 128) -> None:
         super().__init__()
         self.dim = dim
-        self.preprocess = nn.Sequential(nn.Linear(latent_dim, 64 * dim), nn.ReLU(True))
+        lin = _linear(latent_dim, 64 * dim, nhwc_out=(4, 4, 4 * dim))
+        self.preprocess = nn.Sequential(lin, nn.ReLU(True))
         self.block1 = nn.Sequential(nn.ConvTranspose2d(4 * dim, 2 * dim, 5), nn.ReLU(True))
         self.block2 = nn.Sequential(nn.ConvTranspose2d(2 * dim, dim, 5), nn.ReLU(True))
         self.deconv_out = nn.ConvTranspose2d(dim, 1, 8, stride=2)
@@ -565,7 +589,7 @@ class WGANGPMNISTCritic(nn.Module):
             nn.Conv2d(2 * dim, 4 * dim, 5, stride=2, padding=2),
             nn.ReLU(True),
         )
-        self.output = nn.Linear(64 * dim, 1)
+        self.output = _linear(64 * dim, 1, nhwc_in=(4, 4, 4 * dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.main(x.view(-1, 1, 28, 28)).flatten(1)).view(-1)
@@ -662,12 +686,13 @@ def get_spec(name: str) -> Spec:
     if name == "pytorch_gan_dcgan32":
         models = lambda: (PyTorchGANDCGANGenerator(), PyTorchGANDCGANDiscriminator())  # noqa: E731
         adam = lambda ps: torch.optim.Adam(ps, lr=2e-4, betas=(0.5, 0.999))  # noqa: E731
-        return Spec(name, models, (1, 32, 32), 100, 64, 1, adam, kind="pytorch_gan")
+        return Spec(name, models, (1, 32, 32), 100, 64, 1, adam, kind="pytorch_gan",
+                    settings={"lr": 2e-4, "betas": (0.5, 0.999)})  # fmt: skip
     if name == "wgan_gp_mnist":
         models = lambda: (WGANGPMNISTGenerator(), WGANGPMNISTCritic())  # noqa: E731
         adam = lambda ps: torch.optim.Adam(ps, lr=1e-4, betas=(0.5, 0.9))  # noqa: E731
         return Spec(name, models, (784,), 128, 50, 5, adam, gp_weight=10.0, real_range=(0.0, 1.0),
-                    kind="wgan_gp_mnist")  # fmt: skip
+                    kind="wgan_gp_mnist", settings={"lr": 1e-4, "betas": (0.5, 0.9)})  # fmt: skip
     raise ValueError(f"unknown case {name!r}; cases: {', '.join(CASES)}")
 
 
@@ -905,23 +930,43 @@ def make_step(
 # --- the jaxgan side (imports JAX) ----------------------------------------------------------
 
 
-def _cases_module():
-    """``benchmarks/cases.py``, imported with this folder on ``sys.path`` for its sibling
-    ``measure`` (and the path restored)."""
+def _sibling(module: str):
+    """``benchmarks/<module>.py`` (``cases``, ``peers_external``), imported with this folder on
+    ``sys.path`` (``cases`` imports its sibling ``measure``) and the path restored."""
     sys.path.insert(0, BENCH_DIR)
     try:
-        return importlib.import_module("cases")
+        return importlib.import_module(module)
     finally:
         sys.path.remove(BENCH_DIR)
 
 
+def _cases_module():
+    """``benchmarks/cases.py``."""
+    return _sibling("cases")
+
+
 def jaxgan_case(name: str):
-    """The ``cases.Case`` a torch case mirrors: ``cases.get_case(name)``, or for ``prog16`` /
-    ``prog32`` the ``main`` preset with ``--stage_schedule=4,...,R`` (networks built for R), its
-    mnist5k shape (R, R, 1) and stable phase at R."""
+    """The ``cases.Case`` of a torch case's jaxgan side: ``cases.get_case(name)``; for ``prog16``
+    / ``prog32`` the ``main`` preset with ``--stage_schedule=4,...,R`` (networks built for R), its
+    mnist5k shape (R, R, 1) and stable phase at R; for an external case the ``dcgan-mnist5k``
+    preset with the script's objective, optimizer, batch and latent size, networks from
+    ``peers_external`` and the script's sample shape (32, 32, 1), or (784,) as ``gan_mnist.py``
+    feeds its networks."""
     cases = _cases_module()
     if name not in JAXGAN_CASES:
-        raise ValueError(f"{name!r} mirrors no jaxgan case; those are {', '.join(JAXGAN_CASES)}")
+        raise ValueError(f"{name!r} has no jaxgan side; those are {', '.join(JAXGAN_CASES)}")
+    if name in EXTERNAL_CASES:
+        ext = _sibling("peers_external")
+        if name == "pytorch_gan_dcgan32":  # nsgan: BCE on logits, the closest jaxgan objective
+            o = {"loss": "nsgan", "n_critic": 1, "batch_size": 64, "latent_dim": 100,
+                 "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "ema": 0.0}  # fmt: skip
+            return cases.Case(name, "external", "dcgan-mnist5k", o, (32, 32, 1), ("mnist5k", 32),
+                              models=ext.pytorch_gan_dcgan32_models,
+                              models_doc=ext.PYTORCH_GAN_DOC)  # fmt: skip
+        o = {"loss": "wgan-gp", "gp_weight": 10.0, "n_critic": 5, "batch_size": 50,
+             "latent_dim": 128, "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "ema": 0.0}  # fmt: skip
+        return cases.Case(name, "external", "dcgan-mnist5k", o, (784,), ("mnist5k", None),
+                          models=ext.wgan_gp_mnist_models, models_doc=ext.WGAN_GP_MNIST_DOC)  # fmt: skip
     if not name.startswith("prog"):
         return cases.get_case(name)
     res = int(name[4:])

@@ -1,7 +1,9 @@
 """The PyTorch references of the benchmark cases (benchmarks/peers_torch.py): the same parameter
 counts and settings as jaxgan's cases, a finite step per case, and, with jaxgan's weights copied
-in, the same outputs layer for layer and the same train step. Skipped without torch."""
+in, the same outputs layer for layer and the same train step; the same for the two external
+references and their NNX mirrors (benchmarks/peers_external.py). Skipped without torch."""
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -15,7 +17,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxgan import build, step  # noqa: E402
+from jaxgan import build, parallel, step  # noqa: E402
 from jaxgan.config import override  # noqa: E402
 from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator  # noqa: E402
 from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator  # noqa: E402
@@ -182,11 +184,12 @@ def _assert_params_close(module, mirror, nnx_module, max_diff: float) -> None:
     assert float((diffs > 1e-6).float().mean()) < 1e-3
 
 
-@pytest.mark.parametrize("name", ["toy", "mnist_mlp_clip"])
+@pytest.mark.parametrize("name", ["toy", "mnist_mlp_clip", "wgan_gp_mnist"])
 def test_step_equals_jaxgan_step(name):
     """One jaxgan train step (1 critic update, batch 16) and train_step from the same weights,
     reals, noise and ε: the same metrics and parameters (toy: Adam and the penalty; MNIST:
-    BatchNorm, RMSProp and clipping)."""
+    BatchNorm, RMSProp and clipping; wgan_gp_mnist: the script's own iteration, which is
+    jaxgan's, with its convolutions and transposed convolutions)."""
     case, b = P.jaxgan_case(name), 16
     c = override(case.config, n_critic=1)
     g_j, d_j = _filled(lambda: P.jaxgan_models(name))
@@ -216,3 +219,65 @@ def test_step_equals_jaxgan_step(name):
 def _nchw5(x: np.ndarray) -> torch.Tensor:
     """(n, B, H, W, C) -> (n, B, C, H, W); (n, B, D) unchanged."""
     return torch.from_numpy(np.array(x.transpose(0, 1, 4, 2, 3) if x.ndim == 5 else x))
+
+
+def _logit(d_t, x: torch.Tensor) -> torch.Tensor:
+    """The critic's score before any output sigmoid: PyTorch-GAN's D ends in Linear, Sigmoid."""
+    if isinstance(d_t, P.PyTorchGANDCGANDiscriminator):
+        return d_t.adv_layer[0](d_t.model(x).flatten(1))[:, 0]
+    return d_t(x)
+
+
+@pytest.mark.parametrize("name", P.EXTERNAL_CASES)
+def test_external_same_weights_same_outputs(name):
+    """The NNX mirrors of the external networks as the case builds them (every variable drawn by
+    ``_filled``, BatchNorm statistics included) and the torch networks with those weights copied
+    in: the same samples and the same critic logits (torch's ``adv_layer[0]``, before its
+    Sigmoid; that sigmoid of the logit is torch's output), in two modes. Eval: both networks
+    with BatchNorm on the copied running statistics; torch's Dropout2d is then off, as it is
+    absent from the mirror. Train: BatchNorm on the batch's statistics in both, only torch's
+    Dropout2d modules put in eval mode (dropout, not in jaxgan's mirror, is the one difference).
+    Eval goes first: train-mode calls update the running statistics (torch's variance unbiased,
+    flax's biased)."""
+    g_j, d_j = _filled(lambda: P.jaxgan_models(name), 4)
+    g_t, d_t = P.get_spec(name).models()
+    P.copy_from_jaxgan(g_t, g_j)
+    P.copy_from_jaxgan(d_t, d_j)
+    shape, latent = P.jaxgan_case(name).shape, P.get_spec(name).latent_dim
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (6, *shape)).astype(np.float32)
+    z = rng.standard_normal((6, latent)).astype(np.float32)
+    call = nnx.jit(lambda m, a: m(a))
+    for mode in ("eval", "train"):
+        for m in (g_t, d_t, g_j, d_j):
+            m.eval() if mode == "eval" else m.train()
+        for m in d_t.modules():
+            if isinstance(m, torch.nn.Dropout2d):
+                m.eval()
+        s_j, f_j = np.asarray(call(d_j, jnp.asarray(x))), np.asarray(call(g_j, jnp.asarray(z)))
+        with torch.no_grad():
+            s_t, f_t = _out(_logit(d_t, _nchw(x))), _out(g_t(torch.from_numpy(z)))
+            prob = d_t(_nchw(x)).numpy()
+        assert s_t.shape == s_j.shape == (6,) and f_t.shape == f_j.shape == (6, *shape)
+        np.testing.assert_allclose(s_t, s_j, rtol=1e-5, atol=1e-5, err_msg=mode)
+        np.testing.assert_allclose(f_t, f_j, rtol=1e-5, atol=1e-5, err_msg=mode)
+        if name == "pytorch_gan_dcgan32":
+            np.testing.assert_allclose(prob[:, 0], 1 / (1 + np.exp(-s_j)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", P.EXTERNAL_CASES)
+def test_external_jaxgan_step_is_finite(name):
+    """The external case's jaxgan side as ``run.py --peers`` builds it (``cases.prepare`` of
+    ``jaxgan_case``, batch 4): one step runs, finite, nothing skipped, the critic moved."""
+    cases = P._cases_module()
+    case = P.jaxgan_case(name)
+    case = dataclasses.replace(case, overrides={**case.overrides, "batch_size": 4})
+    state, jitted, reals = cases.prepare(case, parallel.make_mesh(jax.devices()[:1]))
+    assert reals.shape == (case.config.loss.n_critic, 4, *case.shape)
+    before = jax.device_get(state.d_params)
+    new, metrics = jitted(state, reals, cases.ALPHA)
+    metrics = jax.device_get(metrics)
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    assert float(metrics["skipped"]) == 0.0
+    pairs = zip(jax.tree.leaves(before), jax.tree.leaves(jax.device_get(new.d_params)), strict=True)
+    assert any(not np.array_equal(a, b) for a, b in pairs)

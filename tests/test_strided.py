@@ -1,4 +1,4 @@
-"""The stride-1 rewrites of DCGAN's stride-2 layers equal the Flax layers, to every derivative order.
+"""The stride-1 rewrites of stride-2 layers equal the Flax / lax layers, to every derivative order.
 
 References: ``nnx.Conv`` / ``nnx.ConvTranspose`` (lax's strided and dilated convolutions) and direct
 float64 numpy loops written from the definitions (gather for the convolution, scatter for the
@@ -47,7 +47,7 @@ def test_conv_matches_flax_and_numpy(hw):
     layer = nnx.Conv(3, 5, (4, 4), strides=(2, 2), padding="SAME", rngs=nnx.Rngs(0))
     layer.bias[...] = jnp.asarray(rng.normal(size=5), jnp.float32)
     x = rng.normal(size=(2, *hw, 3)).astype(np.float32)
-    got = strided.conv4x4_stride2(jnp.asarray(x), layer.kernel[...], layer.bias[...])
+    got = strided.conv_stride2(jnp.asarray(x), layer.kernel[...], layer.bias[...])
     np.testing.assert_allclose(got, layer(x), rtol=RTOL, atol=ATOL)
     ref = _np_conv(x.astype(np.float64), np.asarray(layer.kernel[...], np.float64),
                    np.asarray(layer.bias[...], np.float64))  # fmt: skip
@@ -60,7 +60,7 @@ def test_conv_transpose_matches_flax_and_numpy(hw):
     layer = nnx.ConvTranspose(3, 5, (4, 4), strides=(2, 2), padding="SAME", rngs=nnx.Rngs(0))
     layer.bias[...] = jnp.asarray(rng.normal(size=5), jnp.float32)
     x = rng.normal(size=(2, *hw, 3)).astype(np.float32)
-    got = strided.conv_transpose4x4_stride2(jnp.asarray(x), layer.kernel[...], layer.bias[...])
+    got = strided.conv_transpose_stride2(jnp.asarray(x), layer.kernel[...], layer.bias[...])
     assert got.shape == (2, 2 * hw[0], 2 * hw[1], 5)
     np.testing.assert_allclose(got, layer(x), rtol=RTOL, atol=ATOL)
     ref = _np_conv_transpose(x.astype(np.float64), np.asarray(layer.kernel[...], np.float64),
@@ -68,9 +68,49 @@ def test_conv_transpose_matches_flax_and_numpy(hw):
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)
 
 
-def test_odd_size_is_rejected():
-    with pytest.raises(ValueError, match="even height and width"):
-        strided.conv4x4_stride2(jnp.zeros((1, 5, 4, 1)), jnp.zeros((4, 4, 1, 1)), None)
+DN = ("NHWC", "HWIO", "NHWC")
+PADDINGS = ("SAME", "VALID", ((2, 2), (1, 0)), ((0, 1), (3, 2)))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("padding", PADDINGS, ids=["same", "valid", "pairs_a", "pairs_b"])
+def test_any_kernel_and_padding_matches_lax_with_derivatives(k, padding):
+    """Both rewrites equal lax's stride-2 convolution / transposed convolution on odd and even
+    sizes (every kernel fits the input), with the gradients of a squared output (and, for the convolution, of a gradient
+    penalty-like double derivative) with respect to input and kernel."""
+    rng = np.random.default_rng(k)
+    x = jnp.asarray(rng.normal(size=(2, 9, 10, 3)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(k, k, 3, 4)) / np.sqrt(3 * k * k), jnp.float32)
+    pairs = (
+        (
+            strided.conv_stride2,
+            lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), padding, dimension_numbers=DN),
+        ),  # fmt: skip
+        (
+            strided.conv_transpose_stride2,
+            lambda x, w: jax.lax.conv_transpose(x, w, (2, 2), padding, dimension_numbers=DN),
+        ),  # fmt: skip
+    )
+    for ours, ref in pairs:
+        mine = lambda x, w, ours=ours: ours(x, w, None, padding)  # noqa: E731
+        want = ref(x, kern)
+        assert mine(x, kern).shape == want.shape
+        np.testing.assert_allclose(mine(x, kern), want, rtol=RTOL, atol=1e-4)
+        sq = lambda f: jax.grad(lambda x, w: jnp.sum(jnp.tanh(f(x, w)) ** 2), argnums=(0, 1))  # noqa: E731
+        for a, b in zip(sq(mine)(x, kern), sq(ref)(x, kern), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    conv, ref = strided.conv_stride2, pairs[0][1]
+    gp = lambda f: jax.grad(
+        lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(f(x, w))))(x) ** 2)
+    )  # noqa: E731
+    np.testing.assert_allclose(gp(lambda x, w: conv(x, w, None, padding))(kern), gp(ref)(kern), rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+def test_unknown_transpose_padding_is_rejected():
+    with pytest.raises(ValueError, match="padding must be"):
+        strided.conv_transpose_stride2(
+            jnp.zeros((1, 4, 4, 1)), jnp.zeros((4, 4, 1, 1)), None, "FULL"
+        )
 
 
 def _gp_like(model_fn, params, x):
@@ -117,3 +157,20 @@ def test_generator_phase_equals_native():
 def test_unknown_conv_impl_is_rejected():
     with pytest.raises(ValueError, match="conv_impl must be one of"):
         DCGANCritic(16, 1, conv_impl="fast", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("cls, flax_cls, k", [(strided.StridedConv, nnx.Conv, 5),
+                                              (strided.StridedConvTranspose, nnx.ConvTranspose, 8)])  # fmt: skip
+def test_strided_layers_are_the_flax_layers_rewritten(cls, flax_cls, k):
+    """Same parameters (names, shapes, values from the same key) and outputs as the Flax layer at
+    stride 2, rewritten ("rewrite") or native; an unknown impl is refused."""
+    x = jax.random.normal(jax.random.key(0), (2, 11, 9, 3))
+    pad = ((2, 2), (1, 3))
+    ref = flax_cls(3, 4, (k, k), strides=2, padding=pad, rngs=nnx.Rngs(7))
+    for impl in ("rewrite", "native"):
+        layer = cls(3, 4, (k, k), padding=pad, impl=impl, rngs=nnx.Rngs(7))
+        for a, b in zip(jax.tree.leaves(nnx.state(layer, nnx.Param)), jax.tree.leaves(nnx.state(ref, nnx.Param)), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(layer(x), ref(x), rtol=RTOL, atol=ATOL)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        cls(3, 4, (k, k), impl="fast", rngs=nnx.Rngs(0))

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.models.strided import conv4x4_stride2, conv_transpose4x4_stride2
+from jaxgan.models.strided import conv_stride2, conv_transpose_stride2
 from jaxgan.progressive import is_power_of_two
 
 CRITIC_NORMS = ("batch", "layer", "none")
@@ -35,13 +35,13 @@ def _check_impl(impl: str) -> str:
 
 def _down(conv: nnx.Conv, x: jax.Array, impl: str) -> jax.Array:
     if _use_phase(impl):
-        return conv4x4_stride2(x, conv.kernel[...], conv.bias[...])
+        return conv_stride2(x, conv.kernel[...], conv.bias[...])
     return conv(x)
 
 
 def _up(conv: nnx.ConvTranspose, x: jax.Array, impl: str) -> jax.Array:
     if _use_phase(impl):
-        return conv_transpose4x4_stride2(x, conv.kernel[...], conv.bias[...])
+        return conv_transpose_stride2(x, conv.kernel[...], conv.bias[...])
     return conv(x)
 
 

@@ -1,79 +1,170 @@
-"""DCGAN's stride-2 layers rewritten without strides or dilation, for XLA:CPU.
+"""Stride-2 convolutions and transposed convolutions rewritten without strides or dilation, for XLA:CPU.
 
 XLA:CPU has no fast kernel for convolutions with lhs dilation (the forward pass of a transposed
 convolution, the input gradient of a strided one); it runs them, and the second derivatives a
-WGAN-GP critic takes through each layer, as naive loops (10-20x slower here). The functions below compute exactly the same outputs from pads, slices and reshapes
-plus one ``dot`` (the strided convolution, whose double derivative a gradient penalty takes) or
-one stride-1 convolution (the transposed one, differentiated once); every derivative of those runs
-on XLA:CPU's GEMM or stride-1 convolution kernels. Parameters keep the layouts of ``nnx.Conv`` /
-``nnx.ConvTranspose`` (kernel ``(4, 4, C_in, C_out)``), so the modules still own ordinary Flax
-layers.
+WGAN-GP critic takes through each layer, as naive loops (10-20x slower here). The two functions
+below compute exactly what ``nnx.Conv(..., strides=2)`` / ``nnx.ConvTranspose(..., strides=2)``
+compute, for any kernel size and padding, from pads, slices and reshapes plus
 
-All arrays are NHWC; the strided convolution needs even height and width.
+* one ``dot`` for the strided convolution (space-to-depth: a ceil(k/2)-wide stride-1 window over
+  2x2 blocks; its double derivative, which a gradient penalty takes, is again dots), and
+* one stride-1 convolution for the transposed one (sub-pixel: each of the four output phases is
+  a stride-1 correlation with every other kernel row and column; it is differentiated once).
+
+Parameters keep the layouts of ``nnx.Conv`` / ``nnx.ConvTranspose`` (kernel ``(kh, kw, C_in,
+C_out)``, unflipped as ``lax.conv_transpose`` uses it), so modules still own ordinary Flax layers
+and can switch to the native layer on other backends: :class:`StridedConv` and
+:class:`StridedConvTranspose` are those layers at stride 2 for your own models, rewritten on CPU
+and native elsewhere (cuDNN and TPUs have fast strided kernels). All arrays are NHWC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+Padding = str | Sequence[tuple[int, int]]
+DN = ("NHWC", "HWIO", "NHWC")
 
 
-def _patches_matmul(windows: list[jax.Array], kernel2d: jax.Array) -> jax.Array:
-    """Concatenate same-shape (B, H, W, C) views on channels and multiply by (len·C, C_out)."""
-    p = jnp.concatenate(windows, axis=-1)
-    b, h, w, k = p.shape
-    y = p.reshape(b * h * w, k) @ kernel2d.astype(p.dtype)
-    return y.reshape(b, h, w, kernel2d.shape[-1])
+def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, padding: Padding = "SAME") -> jax.Array:  # fmt: skip
+    """``lax.conv_general_dilated(x, kernel, (2, 2), padding)`` (+ bias): (B, H, W, C_in) -> (B, H', W', C_out).
 
-
-def conv4x4_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-    """``nnx.Conv(C_in, C_out, (4, 4), strides=2, padding="SAME")``: (B, H, W, C_in) -> (B, H/2, W/2, C_out).
-
-    SAME pads one pixel on each side; output pixel i reads padded rows 2i..2i+3. With the padded
-    input folded into 2x2 blocks (space-to-depth, block index m, offset q), kernel row a = 2p + q
-    meets block i + p: a 2x2 stride-1 convolution over 4·C_in channels, computed as one matmul of
-    the four shifted block views (B, H/2, W/2, 16·C_in) with the kernel (16·C_in, C_out).
+    Output pixel i reads padded rows 2i .. 2i + k - 1. With the kernel zero-padded to an even size
+    2P and the padded input folded into 2x2 blocks (block m, offset q: row 2m + q), kernel row
+    a = 2p + q meets block i + p: a P x P stride-1 window over 4·C_in channels, computed as one
+    matmul of the P² shifted block views with the kernel reshaped to (P²·4·C_in, C_out).
     """
     b, h, w, c = x.shape
-    _check_even(h, w)
-    c_out = kernel.shape[-1]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    mh, mw = (h + 2) // 2, (w + 2) // 2
-    s = xp.reshape(b, mh, 2, mw, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, mh, mw, 4 * c)
-    # kernel[a_h, a_w] with a = 2p + q  ->  k2[(p_h, p_w, q_h, q_w, c)]
-    k2 = kernel.reshape(2, 2, 2, 2, c, c_out).transpose(0, 2, 1, 3, 4, 5).reshape(16 * c, c_out)
-    views = [s[:, p_h : p_h + h // 2, p_w : p_w + w // 2] for p_h in (0, 1) for p_w in (0, 1)]
-    y = _patches_matmul(views, k2)
+    kh, kw, _, c_out = kernel.shape
+    (lo_h, hi_h), (lo_w, hi_w) = _conv_pads(padding, (h, w), (kh, kw))
+    ho, wo = (h + lo_h + hi_h - kh) // 2 + 1, (w + lo_w + hi_w - kw) // 2 + 1
+    ph, pw = (kh + 1) // 2, (kw + 1) // 2
+    need_h, need_w = 2 * (ho + ph - 1), 2 * (wo + pw - 1)  # rows the blocks cover, even
+    xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (lo_h, need_h - h - lo_h, 0), (lo_w, need_w - w - lo_w, 0), (0, 0, 0)])  # fmt: skip
+    s = xp.reshape(b, need_h // 2, 2, need_w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    s = s.reshape(b, need_h // 2, need_w // 2, 4 * c)
+    k = jnp.pad(kernel, ((0, 2 * ph - kh), (0, 2 * pw - kw), (0, 0), (0, 0)))
+    # k[a_h, a_w] with a = 2p + q  ->  k2[(p_h, p_w, q_h, q_w, c)]
+    k2 = (
+        k.reshape(ph, 2, pw, 2, c, c_out)
+        .transpose(0, 2, 1, 3, 4, 5)
+        .reshape(ph * pw * 4 * c, c_out)
+    )
+    views = [s[:, p_h : p_h + ho, p_w : p_w + wo] for p_h in range(ph) for p_w in range(pw)]
+    p = jnp.concatenate(views, axis=-1)
+    y = (p.reshape(b * ho * wo, -1) @ k2.astype(p.dtype)).reshape(b, ho, wo, c_out)
     return y if bias is None else y + bias.astype(y.dtype)
 
 
-def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-    """``nnx.ConvTranspose(C_in, C_out, (4, 4), strides=2, padding="SAME")``: (B, H, W, C_in) -> (B, 2H, 2W, C_out).
+def conv_transpose_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, padding: Padding = "SAME") -> jax.Array:  # fmt: skip
+    """``lax.conv_transpose(x, kernel, (2, 2), padding)`` (+ bias): (B, H, W, C_in) -> (B, H', W', C_out).
 
-    ``lax.conv_transpose`` with SAME pads the 2x-dilated input by 2 and applies the (unflipped)
-    kernel, so output row 2i + r sums kernel rows a ≡ r (mod 2): row 2i reads x[i-1]·k[0] + x[i]·k[2]
-    and row 2i+1 reads x[i]·k[1] + x[i+1]·k[3]. With xp the input padded by one pixel, output
-    phase r (of rows and of columns) at i is sum_t xp[i + r + t]·k[r + 2t], t in {0, 1}: one
-    stride-1 2x2 VALID convolution of xp with the four phases' kernels stacked on its outputs
-    (B, H+1, W+1, 4·C_out), read at offset r per phase and interleaved (depth-to-space). No
-    dilation: XLA:CPU runs it, and its gradients, on its stride-1 convolution kernels.
+    ``lax.conv_transpose`` correlates the 2x-dilated input, padded by (lo, hi), with the kernel:
+    output o sums x[i]·k[a] over o + a - lo = 2i. Output phase r (o = 2m + r) uses the kernel
+    rows a0 + 2t with a0 = (lo - r) mod 2 and reads x[m + t + d] with d = (r + a0 - lo) / 2: a
+    stride-1 correlation. The four phases' sub-kernels (zero-padded to ceil(k/2) rows and
+    columns) are stacked on the outputs of one stride-1 VALID convolution (4·C_out maps); each
+    phase is read at its own offset d and the phases are interleaved (depth-to-space).
     """
     b, h, w, c = x.shape
-    c_out = kernel.shape[-1]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    # k[t_h, t_w, c, (r_h, r_w, o)] = kernel[r_h + 2 t_h, r_w + 2 t_w, c, o]
-    k = kernel.reshape(2, 2, 2, 2, c, c_out).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * c_out)
-    y = jax.lax.conv_general_dilated(
-        xp, k.astype(xp.dtype), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    ).reshape(b, h + 1, w + 1, 2, 2, c_out)
-    phases = [
-        jnp.stack([y[:, r_h : r_h + h, r_w : r_w + w, r_h, r_w] for r_w in (0, 1)], axis=3)
-        for r_h in (0, 1)
-    ]  # each (B, H, W, r_w, C_out)
-    y = jnp.stack(phases, axis=2).reshape(b, 2 * h, 2 * w, c_out)
+    kh, kw, _, c_out = kernel.shape
+    pads = _transpose_pads(padding, (kh, kw))
+    out = [2 * (n - 1) + 1 + lo + hi - k + 1 for n, k, (lo, hi) in zip((h, w), (kh, kw), pads, strict=True)]  # fmt: skip
+    # per axis and phase r: first kernel row a0, input offset d; T sub-kernel rows, M outputs
+    a0 = [[(lo - r) % 2 for r in (0, 1)] for lo, _ in pads]
+    d = [[(r + a0[ax][r] - pads[ax][0]) // 2 for r in (0, 1)] for ax in (0, 1)]
+    t = [(kh + 1) // 2, (kw + 1) // 2]
+    m = [(n + 1) // 2 for n in out]
+    left = [max(0, -min(d[ax])) for ax in (0, 1)]
+    right = [max(0, max(d[ax]) + m[ax] + t[ax] - 1 - n) for ax, n in enumerate((h, w))]
+    xp = jnp.pad(x, ((0, 0), (left[0], right[0]), (left[1], right[1]), (0, 0)))
+    k = jnp.pad(kernel, ((0, 2 * t[0] + 1 - kh), (0, 2 * t[1] + 1 - kw), (0, 0), (0, 0)))
+    subs = [k[a0[0][r_h] : a0[0][r_h] + 2 * t[0] : 2, a0[1][r_w] : a0[1][r_w] + 2 * t[1] : 2]
+            for r_h in (0, 1) for r_w in (0, 1)]  # fmt: skip
+    k4 = jnp.stack(subs, axis=3).reshape(t[0], t[1], c, 4 * c_out)  # outputs (r_h, r_w, C_out)
+    y = jax.lax.conv_general_dilated(xp, k4.astype(xp.dtype), (1, 1), "VALID", dimension_numbers=DN)
+    y = y.reshape(*y.shape[:3], 2, 2, c_out)
+    rows = []
+    for r_h in (0, 1):
+        i0 = d[0][r_h] + left[0]
+        cols = [y[:, i0 : i0 + m[0], d[1][r_w] + left[1] : d[1][r_w] + left[1] + m[1], r_h, r_w] for r_w in (0, 1)]  # fmt: skip
+        rows.append(jnp.stack(cols, axis=3))  # (B, M_h, M_w, r_w, C_out)
+    y = jnp.stack(rows, axis=2).reshape(b, 2 * m[0], 2 * m[1], c_out)[:, : out[0], : out[1]]
     return y if bias is None else y + bias.astype(y.dtype)
 
 
-def _check_even(h: int, w: int) -> None:
-    if h % 2 or w % 2:
-        raise ValueError(f"stride-2 convolution needs even height and width, got {h}x{w}.")
+def _conv_pads(
+    padding: Padding, size: Sequence[int], kernel: Sequence[int]
+) -> list[tuple[int, int]]:
+    """(before, after) per spatial axis, as ``lax.conv_general_dilated`` resolves ``padding``."""
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(size, kernel, (2, 2), padding)
+    return [(int(lo), int(hi)) for lo, hi in padding]
+
+
+def _transpose_pads(padding: Padding, kernel: Sequence[int]) -> list[tuple[int, int]]:
+    """The dilated input's (before, after) padding per axis, as ``lax.conv_transpose`` resolves
+    ``padding`` at stride 2: "SAME" pads k in all, k - 1 before for k <= 2, else ceil(k / 2);
+    "VALID" pads k - 1 on each side (for k >= 2: every overlap); pairs are used as given."""
+    if not isinstance(padding, str):
+        return [(int(lo), int(hi)) for lo, hi in padding]
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(
+            f"padding must be 'SAME', 'VALID' or (before, after) pairs, got {padding!r}."
+        )
+    out = []
+    for k in kernel:
+        if padding == "SAME":
+            total = k
+            lo = k - 1 if 2 > k - 1 else int(np.ceil(total / 2))
+        else:
+            total, lo = k + max(k - 2, 0), k - 1
+        out.append((lo, total - lo))
+    return out
+
+
+IMPLS = ("auto", "rewrite", "native")
+
+
+def use_rewrite(impl: str) -> bool:
+    """Whether ``impl`` runs the rewrites here: "rewrite", or "auto" on the CPU backend."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
+    return impl == "rewrite" or (impl == "auto" and jax.default_backend() == "cpu")
+
+
+class StridedConv(nnx.Conv):
+    """``nnx.Conv`` at stride 2 (same arguments, same parameters) that runs :func:`conv_stride2`
+    where ``impl`` says so (default "auto": on CPU)."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
+        super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
+        use_rewrite(impl)
+        self.impl = impl
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if not use_rewrite(self.impl):
+            return super().__call__(x)
+        bias = None if self.bias is None else self.bias[...]
+        return conv_stride2(x, self.kernel[...], bias, self.padding)
+
+
+class StridedConvTranspose(nnx.ConvTranspose):
+    """``nnx.ConvTranspose`` at stride 2 (same arguments, same parameters; ``transpose_kernel``
+    False) that runs :func:`conv_transpose_stride2` where ``impl`` says so (default "auto": on CPU)."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
+        super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
+        use_rewrite(impl)
+        self.impl = impl
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if not use_rewrite(self.impl):
+            return super().__call__(x)
+        bias = None if self.bias is None else self.bias[...]
+        return conv_transpose_stride2(x, self.kernel[...], bias, self.padding)
