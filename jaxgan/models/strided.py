@@ -138,33 +138,32 @@ def use_rewrite(impl: str) -> bool:
     return impl == "rewrite" or (impl == "auto" and jax.default_backend() == "cpu")
 
 
-class StridedConv(nnx.Conv):
+class _RewrittenOnCpu:
+    """Mixin for a Flax convolution layer at stride 2: runs ``_rewrite`` where ``impl`` says so."""
+
+    _rewrite = None  # conv_stride2 or conv_transpose_stride2
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
+        use_rewrite(impl)
+        super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
+        self.impl = impl
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if not use_rewrite(self.impl):
+            return super().__call__(x)
+        bias = None if self.bias is None else self.bias[...]
+        return type(self)._rewrite(x, self.kernel[...], bias, self.padding)
+
+
+class StridedConv(_RewrittenOnCpu, nnx.Conv):
     """``nnx.Conv`` at stride 2 (same arguments, same parameters) that runs :func:`conv_stride2`
     where ``impl`` says so (default "auto": on CPU)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
-        super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
-        use_rewrite(impl)
-        self.impl = impl
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if not use_rewrite(self.impl):
-            return super().__call__(x)
-        bias = None if self.bias is None else self.bias[...]
-        return conv_stride2(x, self.kernel[...], bias, self.padding)
+    _rewrite = staticmethod(conv_stride2)
 
 
-class StridedConvTranspose(nnx.ConvTranspose):
+class StridedConvTranspose(_RewrittenOnCpu, nnx.ConvTranspose):
     """``nnx.ConvTranspose`` at stride 2 (same arguments, same parameters; ``transpose_kernel``
     False) that runs :func:`conv_transpose_stride2` where ``impl`` says so (default "auto": on CPU)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
-        super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
-        use_rewrite(impl)
-        self.impl = impl
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if not use_rewrite(self.impl):
-            return super().__call__(x)
-        bias = None if self.bias is None else self.bias[...]
-        return conv_transpose_stride2(x, self.kernel[...], bias, self.padding)
+    _rewrite = staticmethod(conv_transpose_stride2)
