@@ -3,10 +3,11 @@
 ``python benchmarks/ab_trees.py CASE OLD_TREE [NEW_TREE] [--rounds 12 --steps 10]`` starts one
 persistent worker per tree (the same hand-built models, objective and optimizers in both), then
 times ``--steps`` steps in each, alternating the order every round, and prints both medians and
-their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 and prog32 (the main job's widths at 16² / 32²).
-Make OLD_TREE with ``git worktree add /tmp/old REV``; ``--xla-flags-old`` / ``--xla-flags-new`` give
-each worker its own ``XLA_FLAGS`` (A/B of one tree under two flag sets: pass the same tree twice). Works with trees that name the step module
-``jaxgan.step`` or (before it was renamed) ``jaxgan.train``.
+their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 and prog32 (the main job's widths
+at 16² / 32²). Make OLD_TREE with ``git worktree add /tmp/old REV``; ``--xla-flags-old`` /
+``--xla-flags-new`` give each worker its own ``XLA_FLAGS`` (an A/B of one tree under two flag
+sets: pass the same tree twice). Works with trees that name the step module ``jaxgan.step`` or
+(before it was renamed) ``jaxgan.train``.
 """
 
 import argparse

@@ -1,9 +1,9 @@
 """The XLA flags jaxgan sets for itself, applied once at ``import jaxgan``.
 
-XLA:CPU hands stride-1 convolutions and their gradients to YNNPACK by default; on the progressive
-networks' convolutions (3x3, 16-512 maps) Eigen's kernels run the whole train step faster
-(BUILD_NOTES, "YNNPACK and convolutions"), while YNNPACK keeps the dots, where it is as fast or
-faster. So ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` is appended to
+XLA:CPU hands convolutions and their gradients to YNNPACK by default; on the main job's
+progressive networks (3x3, 16-64 maps) Eigen's kernels run the train step faster, and no case
+measured slower, while YNNPACK keeps the dots (BUILD_NOTES, "Convolutions on XLA:CPU against
+PyTorch"). So ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` is appended to
 ``XLA_FLAGS``. It only reaches XLA if no JAX backend has started yet (XLA reads the flags once); a
 flag of the same name already in ``XLA_FLAGS`` is left as the user set it, and
 ``JAXGAN_XLA_FLAGS=0`` leaves ``XLA_FLAGS`` untouched altogether.

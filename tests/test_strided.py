@@ -163,11 +163,11 @@ def test_unknown_conv_impl_is_rejected():
                                               (strided.StridedConvTranspose, nnx.ConvTranspose, 8)])  # fmt: skip
 def test_strided_layers_are_the_flax_layers_rewritten(cls, flax_cls, k):
     """Same parameters (names, shapes, values from the same key) and outputs as the Flax layer at
-    stride 2, rewritten ("rewrite") or native; an unknown impl is refused."""
+    stride 2, rewritten ("phase") or native; an unknown impl is refused."""
     x = jax.random.normal(jax.random.key(0), (2, 11, 9, 3))
     pad = ((2, 2), (1, 3))
     ref = flax_cls(3, 4, (k, k), strides=2, padding=pad, rngs=nnx.Rngs(7))
-    for impl in ("rewrite", "native"):
+    for impl in ("phase", "native"):
         layer = cls(3, 4, (k, k), padding=pad, impl=impl, rngs=nnx.Rngs(7))
         for a, b in zip(jax.tree.leaves(nnx.state(layer, nnx.Param)), jax.tree.leaves(nnx.state(ref, nnx.Param)), strict=True):  # fmt: skip
             np.testing.assert_array_equal(a, b)

@@ -3,9 +3,11 @@
 G: dense to 4x4xW -> [transposed conv 4x4 stride 2, BatchNorm, ReLU] until resolution/2 ->
 transposed conv to C channels -> tanh. Critic: [conv 4x4 stride 2, norm, LeakyReLU(0.2)] down to
 4x4 -> dense to one score. ``conv_impl``: how the stride-2 layers run — "native" (``nnx.Conv`` /
-``nnx.ConvTranspose``), "phase" (the exact stride-1 rewrite of :mod:`jaxgan.models.strided`), or
-"auto" (phase on CPU, native elsewhere); the parameters are the same either way. The critic's normalisation follows the objective: BatchNorm only without
-a gradient penalty (BatchNorm couples the samples the penalty treats independently).
+``nnx.ConvTranspose``), "phase" (the exact stride-1 rewrites of :mod:`jaxgan.models.strided`), or
+"auto" (phase on CPU, native elsewhere); the layers are ``StridedConv`` / ``StridedConvTranspose``,
+so the parameters are the same either way. The critic's normalisation follows the objective:
+BatchNorm only without a gradient penalty (BatchNorm couples the samples the penalty treats
+independently).
 """
 
 from __future__ import annotations
@@ -14,35 +16,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.models.strided import conv_stride2, conv_transpose_stride2
+from jaxgan.models.strided import IMPLS, StridedConv, StridedConvTranspose, use_rewrite
 from jaxgan.progressive import is_power_of_two
 
 CRITIC_NORMS = ("batch", "layer", "none")
-CONV_IMPLS = ("auto", "phase", "native")
-
-
-def _use_phase(impl: str) -> bool:
-    """auto: the stride-1 rewrite on CPU (XLA:CPU runs dilated convolutions as naive loops),
-    the native strided / transposed convolutions elsewhere (cuDNN, TPU)."""
-    return impl == "phase" or (impl == "auto" and jax.default_backend() == "cpu")
+CONV_IMPLS = IMPLS
 
 
 def _check_impl(impl: str) -> str:
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}.")
+    use_rewrite(impl, "conv_impl")
     return impl
-
-
-def _down(conv: nnx.Conv, x: jax.Array, impl: str) -> jax.Array:
-    if _use_phase(impl):
-        return conv_stride2(x, conv.kernel[...], conv.bias[...])
-    return conv(x)
-
-
-def _up(conv: nnx.ConvTranspose, x: jax.Array, impl: str) -> jax.Array:
-    if _use_phase(impl):
-        return conv_transpose_stride2(x, conv.kernel[...], conv.bias[...])
-    return conv(x)
 
 
 def _check_resolution(resolution: int) -> int:
@@ -81,21 +64,21 @@ class DCGANGenerator(nnx.Module):
         self.fc_norm = nnx.BatchNorm(widths[0], momentum=0.9, rngs=rngs)
         self.ups = nnx.List(
             [
-                nnx.ConvTranspose(a, b, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+                StridedConvTranspose(a, b, (4, 4), padding="SAME", impl=conv_impl, rngs=rngs)
                 for a, b in zip(widths[:-1], widths[1:], strict=True)
             ]
         )
         self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in widths[1:]])
-        self.to_rgb = nnx.ConvTranspose(
-            widths[-1], channels, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs
+        self.to_rgb = StridedConvTranspose(
+            widths[-1], channels, (4, 4), padding="SAME", impl=conv_impl, rngs=rngs
         )
 
     def __call__(self, z: jax.Array) -> jax.Array:
         h = self.fc(z).reshape(z.shape[0], 4, 4, self.start)
         h = jax.nn.relu(self.fc_norm(h))
         for up, norm in zip(self.ups, self.norms, strict=True):
-            h = jax.nn.relu(norm(_up(up, h, self.conv_impl)))
-        return jnp.tanh(_up(self.to_rgb, h, self.conv_impl))
+            h = jax.nn.relu(norm(up(h)))
+        return jnp.tanh(self.to_rgb(h))
 
 
 class DCGANCritic(nnx.Module):
@@ -120,7 +103,7 @@ class DCGANCritic(nnx.Module):
         widths = [channels] + [_width(base_width, i, max_width) for i in range(n_down)]
         self.convs = nnx.List(
             [
-                nnx.Conv(a, b, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+                StridedConv(a, b, (4, 4), padding="SAME", impl=conv_impl, rngs=rngs)
                 for a, b in zip(widths[:-1], widths[1:], strict=True)
             ]
         )
@@ -141,7 +124,7 @@ class DCGANCritic(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = _down(conv, h, self.conv_impl)
+            h = conv(h)
             if norm is not None:
                 if isinstance(norm, nnx.LayerNorm):
                     shape = h.shape

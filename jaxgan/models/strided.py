@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 Padding = str | Sequence[tuple[int, int]]
@@ -120,22 +119,22 @@ def _transpose_pads(padding: Padding, kernel: Sequence[int]) -> list[tuple[int, 
     out = []
     for k in kernel:
         if padding == "SAME":
-            total = k
-            lo = k - 1 if 2 > k - 1 else int(np.ceil(total / 2))
+            total, lo = k, (k - 1 if k <= 2 else (k + 1) // 2)
         else:
             total, lo = k + max(k - 2, 0), k - 1
         out.append((lo, total - lo))
     return out
 
 
-IMPLS = ("auto", "rewrite", "native")
+IMPLS = ("auto", "phase", "native")  # phase: the rewrites above; auto: phase on CPU only
 
 
-def use_rewrite(impl: str) -> bool:
-    """Whether ``impl`` runs the rewrites here: "rewrite", or "auto" on the CPU backend."""
+def use_rewrite(impl: str, name: str = "impl") -> bool:
+    """Whether ``impl`` runs the rewrites here: "phase", or "auto" on the CPU backend; a value
+    outside :data:`IMPLS` is refused, naming the argument ``name``."""
     if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
-    return impl == "rewrite" or (impl == "auto" and jax.default_backend() == "cpu")
+        raise ValueError(f"{name} must be one of {IMPLS}, got {impl!r}.")
+    return impl == "phase" or (impl == "auto" and jax.default_backend() == "cpu")
 
 
 class _RewrittenOnCpu:
