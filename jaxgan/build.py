@@ -126,7 +126,7 @@ class Schedule:
         s = config.schedule
         if config.progressive:
             self._prog: prog.PhaseSchedule | None = prog.PhaseSchedule(
-                s.stage_schedule, s.kimg_stable, s.kimg_fade
+                s.stage_schedule, s.kimg_stable, s.kimg_fade, s.kimg_total
             )
             self.total_images = self._prog.total_images
         else:

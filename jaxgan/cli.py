@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="plain log lines instead of a progress bar"
     )
     run.add_argument("--kimg_per_phase", type=float, default=argparse.SUPPRESS,
-                     help="sets --kimg_stable and --kimg_fade together")  # fmt: skip
+                     help="sets --kimg_stable and --kimg_fade together (and --kimg_total=0: "
+                          "no extra training at the last resolution, unless given)")  # fmt: skip
     add_field_flags(p, defaults_from=main)
     return p
 
@@ -177,6 +178,7 @@ def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     if hasattr(ns, "kimg_per_phase"):
         flags.setdefault("kimg_stable", ns.kimg_per_phase)
         flags.setdefault("kimg_fade", ns.kimg_per_phase)
+        flags.setdefault("kimg_total", 0.0)
     config = override(configs.load(ns.config), **flags)
     check_per_res(config, [n for n in ("batch_per_res", "lr_per_res") if n in flags])
     return config, ns

@@ -105,6 +105,11 @@ class Schedule:
     )
     kimg_stable: float = _f(800.0, "thousands of images per stabilisation phase")
     kimg_fade: float = _f(800.0, "thousands of images per fade-in phase")
+    kimg_total: float = _f(
+        0.0,
+        "thousands of images in all: the last resolution trains on until then "
+        "(PGGAN's total_kimg; 0: one kimg_stable phase)",
+    )
     batch_per_res: dict[int, int] = _f(
         {},
         "global batch per resolution, e.g. 4:64,8:64 (others: the paper's 16/14/6/3 per device count)",
@@ -322,7 +327,7 @@ def validate(c: Config) -> Config:
             _finite(v[name]) and v[name] > 0,
             f"--{name} must be a positive number, got {v[name]!r}.",
         )
-    for name in ("gp_weight", "drift", "kimg_fade"):
+    for name in ("gp_weight", "drift", "kimg_fade", "kimg_total"):
         _check(
             _finite(v[name]) and v[name] >= 0, f"--{name} must be a number >= 0, got {v[name]!r}."
         )
@@ -365,6 +370,10 @@ def validate(c: Config) -> Config:
                f"--batch_per_res values must be positive integers, got {v['batch_per_res']}.")  # fmt: skip
         _check(all(_finite(x) and x > 0 for x in v["lr_per_res"].values()),
                f"--lr_per_res values must be positive numbers, got {v['lr_per_res']}.")  # fmt: skip
+        try:
+            prog.PhaseSchedule(sched, v["kimg_stable"], v["kimg_fade"], v["kimg_total"])
+        except ValueError as e:
+            raise ConfigError(f"--{e}.") from None
     else:
         _check(not sched,
                f"--stage_schedule needs --model=progressive (got --model={v['model']}); use "

@@ -156,13 +156,20 @@ class Phase(NamedTuple):
 class PhaseSchedule:
     """Stabilise / fade phases by images shown.
 
-    Phases in order: stable(r0), fade(r1), stable(r1), fade(r2), stable(r2), ..., the last stable
-    phase lasting ``kimg_stable`` too, so :attr:`total_images` is finite. Phase lengths are
+    Phases in order: stable(r0), fade(r1), stable(r1), fade(r2), stable(r2), ... Phase lengths are
     ``round(kimg * 1000)`` images (fractions of a kimg allowed). ``kimg_fade = 0`` drops the fade
-    phases (the resolution switches at once). ``kimg_stable`` must be positive.
+    phases (the resolution switches at once). ``kimg_stable`` must be positive. The last stable
+    phase lasts ``kimg_stable`` too, or, with ``kimg_total > 0``, until ``kimg_total`` thousand
+    images in all (PGGAN's ``total_kimg``: the final resolution trains on after growing ends).
     """
 
-    def __init__(self, resolutions: Sequence[int], kimg_stable: float, kimg_fade: float) -> None:
+    def __init__(
+        self,
+        resolutions: Sequence[int],
+        kimg_stable: float,
+        kimg_fade: float,
+        kimg_total: float = 0.0,
+    ) -> None:
         res = tuple(int(r) for r in resolutions)
         if not res:
             raise ValueError("PhaseSchedule needs at least one resolution")
@@ -177,9 +184,12 @@ class PhaseSchedule:
         fade_len = round(kimg_fade * 1000)
         if stable_len < 1:
             raise ValueError(f"kimg_stable={kimg_stable} rounds to 0 images")
+        if not (math.isfinite(kimg_total) and kimg_total >= 0):
+            raise ValueError(f"kimg_total must be >= 0, got {kimg_total}")
         self.resolutions: tuple[int, ...] = res
         self.kimg_stable = float(kimg_stable)
         self.kimg_fade = float(kimg_fade)
+        self.kimg_total = float(kimg_total)
         bounds: list[tuple[int, int, bool, int, int]] = []  # (stage, res, fading, start, end)
         start = 0
         for stage, r in enumerate(res):
@@ -188,12 +198,22 @@ class PhaseSchedule:
                 start += fade_len
             bounds.append((stage, r, False, start, start + stable_len))
             start += stable_len
+        if kimg_total > 0:
+            stage, r, fading, last_start, _ = bounds[-1]
+            total = round(kimg_total * 1000)
+            if total <= last_start:
+                raise ValueError(
+                    f"kimg_total={kimg_total} ends before the last stable phase starts "
+                    f"({last_start / 1000:g} kimg); use 0 or more than that"
+                )
+            bounds[-1] = (stage, r, fading, last_start, total)
         self._bounds = tuple(bounds)
 
     def __repr__(self) -> str:
         return (
             f"PhaseSchedule(resolutions={list(self.resolutions)}, "
-            f"kimg_stable={self.kimg_stable}, kimg_fade={self.kimg_fade})"
+            f"kimg_stable={self.kimg_stable}, kimg_fade={self.kimg_fade}, "
+            f"kimg_total={self.kimg_total})"
         )
 
     @property

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -205,14 +206,47 @@ def collect(study: Study, root: str) -> list[dict[str, Any]]:
     return rows
 
 
+def real_reference(dataset: str, num_samples: int, seed: int = 0) -> dict[str, Any]:
+    """The reported numbers for ``num_samples`` real samples of ``dataset``: what a perfect
+    generator would score under the same count (for the toys about 98.9 % high quality, the
+    share of a 2-D Gaussian within 3 std; for Stacked MNIST the classifier's own misreads)."""
+    from jaxgan import evaluation as ev
+    from jaxgan.data.toys import TOY_NAMES, get_toy
+
+    if dataset in TOY_NAMES:
+        real = get_toy(dataset).sample(np.random.default_rng(seed), num_samples)
+    else:
+        real = ev.real_images(dataset, num_samples, None, seed)
+    m = ev.evaluate_images(real, dataset, metrics=["modes"])
+    out = {k: m[f"modes/{k}"] for k in (*REPORTED, "num_modes") if f"modes/{k}" in m}
+    return {"dataset": dataset, "num_samples": num_samples, **out}
+
+
+def _cached_reference(root: str, dataset: str, num_samples: int) -> dict[str, Any]:
+    """:func:`real_reference`, kept in ``root`` (Stacked MNIST's takes minutes on a CPU)."""
+    path = os.path.join(root, f"real_data_{dataset}_{num_samples}.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        ref = real_reference(dataset, num_samples)
+    with open(path + ".tmp", "w") as f:
+        json.dump(ref, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return ref
+
+
 def _pm(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 1) -> str:
     if stat is None:
         return "–"
     return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
 
 
-def markdown_table(study: Study, rows: list[dict[str, Any]]) -> str:
-    """The study's table: one line per cell, mean ± std (population std) over the seeds done."""
+def markdown_table(
+    study: Study, rows: list[dict[str, Any]], references: Sequence[dict[str, Any]] = ()
+) -> str:
+    """The study's table: one line per cell, mean ± std (population std) over the seeds done,
+    then a "real data" line per dataset in ``references`` (see :func:`real_reference`)."""
     has_hq = any("high_quality_fraction" in r for r in rows)
     head = ["dataset", "objective", "seeds", "modes", *(["high quality %"] if has_hq else []),
             "reverse KL", "train s / run"]  # fmt: skip
@@ -228,6 +262,14 @@ def markdown_table(study: Study, rows: list[dict[str, Any]]) -> str:
         cells += [_pm(r.get("reverse_kl"), digits=3),
                   f"{r['train_seconds_mean']:.0f}" if "train_seconds_mean" in r else "–"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    for ref in references:
+        cells = [ref["dataset"], f"real data ({ref['num_samples']:,} samples)", "–",
+                 f"{ref['modes_captured']} / {ref['num_modes']}"]  # fmt: skip
+        if has_hq:
+            hq = ref.get("high_quality_fraction")
+            cells.append("–" if hq is None else f"{100 * hq:.1f}")
+        cells += [f"{ref['reverse_kl']:.3f}", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -235,10 +277,13 @@ def write_report(study: Study, root: str) -> dict[str, str]:
     """``results.json`` and ``table.md`` under ``root``; returns their paths."""
     rows = collect(study, root)
     os.makedirs(root, exist_ok=True)
+    datasets = dict.fromkeys(r["dataset"] for r in rows if r["seeds_done"])
+    references = [_cached_reference(root, d, study.num_samples) for d in datasets]
     paths = {"results": os.path.join(root, "results.json"), "table": os.path.join(root, "table.md")}
     with open(paths["results"], "w") as f:
         json.dump({"study": study.name, "description": study.description,
-                   "num_samples": study.num_samples, "cells": rows}, f, indent=1)  # fmt: skip
+                   "num_samples": study.num_samples, "cells": rows,
+                   "real_data": references}, f, indent=1)  # fmt: skip
     with open(paths["table"], "w") as f:
-        f.write(markdown_table(study, rows))
+        f.write(markdown_table(study, rows, references))
     return paths

@@ -52,7 +52,7 @@ if TEST or not os.path.isdir(os.path.join(WORKDIR, "checkpoints")):
                      batch_per_res={4: 16, 8: 16, 16: 16}, fmap_base=32, fmap_max=16)  # fmt: skip
     else:
         short = dict(stage_schedule=(4, 8, 16, 32), kimg_stable=4.0, kimg_fade=4.0)
-    short.update(sample_every=0, log_every=100)
+    short.update(kimg_total=0.0, sample_every=0, log_every=100)
     jaxgan.train(jaxgan.override(configs.get("main"), **short), WORKDIR, quiet=True)
 run = jaxgan.open_run(WORKDIR)
 c = run.config

@@ -72,6 +72,8 @@ def test_mission_command_resolves_to_the_paper_settings():
         ({"stage_schedule": ()}, "--stage_schedule"),
         ({"lr_per_res": {64: -1.0}}, "--lr_per_res"),
         ({"eval_metrics": ("fid",)}, "--eval_metrics"),
+        ({"kimg_total": 40.0}, "--kimg_total=40.0 ends before the last stable phase"),
+        ({"kimg_total": -1.0}, "--kimg_total must be a number >= 0"),
         ({"nonsense": 1}, "--nonsense"),
     ],
 )
@@ -113,3 +115,14 @@ def test_print_config_prints_the_resolved_json():
     assert out.returncode == 0, out.stderr
     c = Config.from_json(json.loads(out.stdout))
     assert c == override(configs.get("toy-wgan"), steps=11)
+
+
+def test_kimg_per_phase_drops_the_presets_total_unless_given():
+    """A shortened main job ends with its last phase, not 100 kimg later."""
+    main = configs.get("main")
+    assert main.schedule.kimg_total == 100.0
+    c, _ = parse(["--stage_schedule=4,8", "--kimg_per_phase=0.5"])
+    s = c.schedule
+    assert (s.kimg_stable, s.kimg_fade, s.kimg_total) == (0.5, 0.5, 0.0)
+    c, _ = parse(["--stage_schedule=4,8", "--kimg_per_phase=0.5", "--kimg_total=3"])
+    assert c.schedule.kimg_total == 3.0

@@ -128,3 +128,25 @@ def test_fractional_kimg_and_determinism():
     for bad in (([4, 16], 1, 1), ([4, 8], 0, 1), ([4, 8], 1, -1), ([], 1, 1)):
         with pytest.raises(ValueError):
             PhaseSchedule(*bad)
+
+
+def test_kimg_total_extends_only_the_last_stable_phase():
+    base = PhaseSchedule([4, 8, 16], kimg_stable=0.1, kimg_fade=0.05)
+    longer = PhaseSchedule([4, 8, 16], kimg_stable=0.1, kimg_fade=0.05, kimg_total=1.0)
+    # growing is unchanged; the final resolution trains on until 1,000 images in all
+    assert [(p.start_images, p.end_images) for p in longer.phases()] == [
+        (0, 100),
+        (100, 150),
+        (150, 250),
+        (250, 300),
+        (300, 1000),
+    ]
+    assert [p.end_images for p in base.phases()][-1] == 400
+    assert longer.total_images == 1000
+    assert longer.phase_at(999).resolution == 16 and longer.phase_at(999).alpha == 1.0
+    assert longer.phase_at(275) == base.phase_at(275)
+    # 0 keeps the plain schedule; ending at or before the last stable phase's start is refused
+    assert PhaseSchedule([4, 8, 16], 0.1, 0.05, 0.0).total_images == 400
+    for bad_total in (0.3, 0.2, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="kimg_total"):
+            PhaseSchedule([4, 8, 16], 0.1, 0.05, bad_total)

@@ -84,6 +84,19 @@ def test_table_is_the_mean_and_std_over_seeds(finished):
     gp = rows[1]
     assert (f"| ring8-veegan | wgan-gp | 2 | {gp['modes_captured']['mean']:.1f} ± "
             f"{gp['modes_captured']['std']:.1f} / 8 |") in table  # fmt: skip
+    ref = json.load(open(paths["results"]))["real_data"]
+    assert [r["dataset"] for r in ref] == ["ring8-veegan"] and ref[0]["num_samples"] == 500
+    assert (
+        f"| ring8-veegan | real data (500 samples) | – | {ref[0]['modes_captured']} / 8 |" in table
+    )
+
+
+@pytest.mark.parametrize("dataset", ["ring8-veegan", "grid25"])
+def test_real_reference_is_a_perfect_generators_score(dataset):
+    """Real points score the analytic share of a 2-D Gaussian within 3 std, 1 - exp(-4.5)."""
+    ref = study_lib.real_reference(dataset, 20000, seed=1)
+    assert ref["high_quality_fraction"] == pytest.approx(1 - np.exp(-4.5), abs=0.003)
+    assert ref["modes_captured"] == ref["num_modes"] and 0 <= ref["reverse_kl"] < 0.01
 
 
 def test_a_missing_seed_is_said_in_the_table(tmp_path):
