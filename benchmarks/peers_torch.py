@@ -680,7 +680,7 @@ def get_spec(name: str) -> Spec:
                           DCGANCritic(64, 3, norm="layer", base_width=64))  # fmt: skip
         return Spec(name, models, (3, 64, 64), 128, 64, 5, _adam(**s), gp_weight=10.0, settings=s)
     if name in ("prog16", "prog32"):
-        res, s = int(name[4:]), {"lr": 1e-3, "betas": (0.0, 0.99)}
+        res, s = int(name[4:]), {"lr": 5e-3, "betas": (0.0, 0.99)}
         return Spec(name, lambda: _progressive(res), (1, res, res), 64, 32, 1, _adam(**s),
                     gp_weight=10.0, drift=0.001, ema=0.99, settings=s)  # fmt: skip
     if name == "pytorch_gan_dcgan32":
