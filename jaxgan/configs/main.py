@@ -5,7 +5,7 @@ networks (fmap_base 256, fmap_max 64, latent 64), 8 kimg per phase while growing
 100 kimg in all (PGGAN's total_kimg), larger minibatches, an EMA of 0.99 (a longer average mixes
 in a generator that still moves fast) and a learning rate of 5e-3 rather than PGGAN's 1e-3: at
 this budget the networks are undertrained and the higher rate gets further (BUILD_NOTES has the
-comparison). About 9 minutes on 2 CPU cores.
+comparison). About 10 minutes on 2 CPU cores.
 """
 
 from jaxgan.config import Config, Data, Loss, Model, Optim, Output, Schedule
