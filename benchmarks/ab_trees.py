@@ -6,7 +6,7 @@ times ``--steps`` steps in each, alternating the order every round, and prints b
 their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 and prog32 (the main job's widths
 at 16² / 32²). Make OLD_TREE with ``git worktree add /tmp/old REV``; ``--xla-flags-old`` /
 ``--xla-flags-new`` give each worker its own ``XLA_FLAGS`` (an A/B of one tree under two flag
-sets: pass the same tree twice). Works with trees that name the step module ``jaxgan.step`` or
+sets: pass the same tree twice). Works with trees that name the step module ``jaxgan.training.step`` or
 (before it was renamed) ``jaxgan.train``.
 """
 
@@ -26,7 +26,7 @@ def worker(case: str) -> None:
     from flax import nnx
 
     try:
-        from jaxgan import step as S
+        from jaxgan.training import step as S
     except ImportError:
         from jaxgan import train as S
     from jaxgan import losses, optim, parallel

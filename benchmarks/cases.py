@@ -22,9 +22,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxgan import build, configs, data, parallel, step
-from jaxgan.config import Config, override
+from jaxgan import configs, data, parallel
 from jaxgan.models.mlp import MLPCritic, MLPGenerator
+from jaxgan.training import build, step
+from jaxgan.training.config import Config, override
 
 PGGAN_STAGES = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 ALPHA = np.float32(1.0)  # the stable phase's fade-in coefficient
@@ -52,7 +53,7 @@ class Case:
     input: tuple[str, int | None]  # (dataset, resolution) of the input case at this batch
     resolution: int | None = None  # progressive: the stage measured (stable phase)
     models: Callable[[Config], tuple[nnx.Module, nnx.Module]] | None = None
-    models_doc: str = "jaxgan.build.models"
+    models_doc: str = "jaxgan.training.build.models"
 
     @property
     def config(self) -> Config:

@@ -32,7 +32,7 @@ the script's objective and optimizer settings and ``peers_external``'s NNX mirro
 trained by jaxgan's own step; their torch side is the script's own iteration
 (:func:`pytorch_gan_step`, :func:`wgan_gp_mnist_step`). Every case has a jaxgan side
 (:data:`JAXGAN_CASES` = :data:`CASES`). Per generator iteration
-:func:`train_step` does what ``jaxgan.step`` does: noise ``(n_critic + 1, B, latent)`` and the
+:func:`train_step` does what ``jaxgan.training.step`` does: noise ``(n_critic + 1, B, latent)`` and the
 penalty's ε ``(n_critic, B)`` drawn at the start; per critic update fakes from the generator in
 train mode (its BatchNorm statistics update) without gradient, the critic on real, fake and
 x̂ = ε·real + (1 − ε)·fake, the loss E[D(fake)] − E[D(real)] + λ E[(‖∇D(x̂)‖ − 1)²]
@@ -136,7 +136,7 @@ def _linear(a: int, b: int, *, nhwc_in: Shape | None = None, nhwc_out: Shape | N
     return lin
 
 
-# --- parameter-free operations (jaxgan.layers, NCHW) ---------------------------------------
+# --- parameter-free operations (jaxgan.models.layers, NCHW) ---------------------------------------
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +155,7 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
-    """jaxgan.layers.minibatch_stddev in NCHW: (N, C, H, W) -> (N, C + 1, H, W). Groups of
+    """jaxgan.models.layers.minibatch_stddev in NCHW: (N, C, H, W) -> (N, C + 1, H, W). Groups of
     G = the largest divisor of N not above ``group_size``, strided (sample i in group i mod N/G)."""
     n, c, h, w = x.shape
     g = min(group_size, n)
@@ -315,7 +315,7 @@ class DCGANCritic(nn.Module):
         return self.out(h.flatten(1))[:, 0]
 
 
-# --- progressive networks (jaxgan.layers, jaxgan.models.progressive) ------------------------
+# --- progressive networks (jaxgan.models.layers, jaxgan.models.progressive) ------------------------
 
 
 class EqualizedLinear(nn.Module):
@@ -977,7 +977,7 @@ def jaxgan_case(name: str):
 def jaxgan_models(name: str):
     """(generator, critic) nnx modules of the case, as ``build.init_state`` / ``cases.prepare``
     build them (``case.models`` or ``build.models`` with the config's seed)."""
-    from jaxgan import build
+    from jaxgan.training import build
 
     case = jaxgan_case(name)
     c = case.config

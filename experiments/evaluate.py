@@ -9,8 +9,8 @@ import json
 import os
 import sys
 
-from jaxgan.config import ConfigError
 from jaxgan.evaluation import METRICS
+from jaxgan.training.config import ConfigError
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,6 @@ def _quiet_lost_interrupt(unraisable, default=sys.unraisablehook):
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = _quiet_lost_interrupt
-    from jaxgan.cli import main
+    from jaxgan.training.cli import main
 
     sys.exit(main(interrupted=lambda: bool(_interrupted)))

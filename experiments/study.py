@@ -35,7 +35,7 @@ def _parser(study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="only write the table and figures")
     p.add_argument("--list", action="store_true", help="list the studies and their cells")
     p.add_argument("--run", default=None, help=argparse.SUPPRESS)  # DATASET/OBJECTIVE/SEED (a job)
-    from jaxgan.cli import add_field_flags
+    from jaxgan.training.cli import add_field_flags
 
     add_field_flags(p, exclude=CELL_FIELDS)  # settings for every run, e.g. --steps=1000
     return p
@@ -55,7 +55,7 @@ def _selected(study, args):
 
 
 def _flag(name: str, value) -> str:
-    from jaxgan.cli import shown
+    from jaxgan.training.cli import shown
 
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
@@ -69,8 +69,8 @@ def _describe(r) -> str:
 
 
 def main(argv=None) -> int:
-    from jaxgan import study as study_lib
-    from jaxgan.config import FIELDS, ConfigError
+    from jaxgan.study import runner as study_lib
+    from jaxgan.training.config import FIELDS, ConfigError
 
     args = _parser(list(study_lib.STUDIES)).parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     if code == 130:
         return code
     paths = study_lib.write_report(study, args.root)
-    from jaxgan import study_figures
+    from jaxgan.study import figures as study_figures
 
     paths |= study_figures.write_figures(study, args.root)
     print(open(paths["table"]).read())
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
 
 
 def _train(study, runs, args) -> int:
-    from jaxgan import study as study_lib
+    from jaxgan.study import runner as study_lib
 
     todo = [r for r in runs if study_lib.read_result(r[2]) is None]
     print(f"{study.name}: {len(runs)} runs selected, {len(runs) - len(todo)} already done, "

@@ -24,13 +24,13 @@ xla_flags.apply()
 __version__ = "0.1.0"
 
 _API = {
-    "train": ("jaxgan.loop", "train"),
-    "Summary": ("jaxgan.loop", "Summary"),
-    "open_run": ("jaxgan.saved_run", "open_run"),
-    "SavedRun": ("jaxgan.saved_run", "SavedRun"),
-    "Config": ("jaxgan.config", "Config"),
-    "ConfigError": ("jaxgan.config", "ConfigError"),
-    "override": ("jaxgan.config", "override"),
+    "train": ("jaxgan.training.loop", "train"),
+    "Summary": ("jaxgan.training.loop", "Summary"),
+    "open_run": ("jaxgan.training.saved_run", "open_run"),
+    "SavedRun": ("jaxgan.training.saved_run", "SavedRun"),
+    "Config": ("jaxgan.training.config", "Config"),
+    "ConfigError": ("jaxgan.training.config", "ConfigError"),
+    "override": ("jaxgan.training.config", "override"),
 }
 
 __all__ = [*_API, "configs"]

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from jaxgan.metrics._common import to_uint8
+from jaxgan.arrays import to_uint8
 
 
 def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:

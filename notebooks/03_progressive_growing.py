@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -40,7 +42,8 @@ if importlib.util.find_spec("jaxgan") is None:
 import jax
 
 import jaxgan
-from jaxgan import build, configs
+from jaxgan import configs
+from jaxgan.training import build
 
 devices = jax.devices()
 print(f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), JAX {jax.__version__}")

@@ -15,8 +15,8 @@ import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from jaxgan import data, losses, parallel  # noqa: E402
-from jaxgan import step as train  # noqa: E402
 from jaxgan.models.mlp import MLPCritic, MLPGenerator  # noqa: E402
+from jaxgan.training import step as train  # noqa: E402
 
 if int(nproc) > 1:
     parallel.initialize_distributed(f"127.0.0.1:{port}", int(nproc), int(pid))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxgan import configs
-from jaxgan.config import override
+from jaxgan.training.config import override
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 

@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxgan import parallel
-from jaxgan.checkpoint import Checkpointer, CheckpointError, is_saveable
+from jaxgan.training.checkpoint import Checkpointer, CheckpointError, is_saveable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -228,7 +228,7 @@ def test_faults_print_their_one_line_and_nothing_on_stderr(tmp_path):
         import jax, numpy as np
         import orbax.checkpoint as ocp
         from jaxgan import parallel
-        from jaxgan.checkpoint import Checkpointer, CheckpointError
+        from jaxgan.training.checkpoint import Checkpointer, CheckpointError
         mesh = parallel.make_mesh(jax.devices()[:1])
         def state(s):  # several arrays: the reads orbax abandons when one fails make the noise
             rng = np.random.default_rng(s)
@@ -332,7 +332,7 @@ def test_a_save_on_a_full_disk_loses_no_earlier_checkpoint(
 def test_the_space_figures_are_the_states_bytes_plus_the_newest_checkpoint(
     tmp_path, mesh, monkeypatch
 ):
-    from jaxgan import checkpoint as ckpt_lib
+    from jaxgan.training import checkpoint as ckpt_lib
 
     directory = str(tmp_path / "ck")
     ck = Checkpointer(directory)
@@ -375,7 +375,7 @@ def _mount(*args):
 
 
 def test_a_real_full_tmpfs_keeps_the_complete_checkpoints(tmp_path, mesh):
-    from jaxgan import checkpoint as ckpt_lib
+    from jaxgan.training import checkpoint as ckpt_lib
 
     one = ckpt_lib._disk_bytes(_save_steps(tmp_path / "probe", mesh, steps=(1,)) + "/1")
     disk = tmp_path / "tmpfs"
@@ -474,7 +474,7 @@ def test_a_failed_orbax_thread_does_not_escape_the_save_report(monkeypatch):
     # CheckpointError must stay the error, not a ValueError from the join (a race seen on a disk-full run).
     import threading
 
-    from jaxgan import checkpoint as ckpt
+    from jaxgan.training import checkpoint as ckpt
 
     joined = []
 

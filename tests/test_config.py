@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from jaxgan import configs, losses
-from jaxgan.cli import build_parser, parse
-from jaxgan.config import FIELDS, Config, ConfigError, override, validate
+from jaxgan.training.cli import build_parser, parse
+from jaxgan.training.config import FIELDS, Config, ConfigError, override, validate
 
 
 @pytest.mark.parametrize("name", configs.names())

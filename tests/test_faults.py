@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jaxgan.cli import main
+from jaxgan.training.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = ["--config=toy-wgan-gp", "--hidden=16,16", "--batch_size=16", "--quiet", "--log_every=100",
@@ -34,13 +34,14 @@ def test_progressive_batches_are_checked_against_devices_before_the_first_step(t
 
 @pytest.mark.parametrize("devices", [1, 2, 4, 8])
 def test_default_per_resolution_batches_divide_over_1_2_4_8_devices(devices):
-    from jaxgan import build, configs
+    from jaxgan import configs
+    from jaxgan.training import build
 
     for res in (4, 8, 16, 32, 64, 128, 256, 512, 1024):
         b = build.default_batch(res, devices)
         assert b % devices == 0 and b >= 1
         # No device gets more than the paper's single-GPU batch.
-        from jaxgan.progressive import default_batch_size
+        from jaxgan.training.schedule import default_batch_size
 
         assert b // devices <= default_batch_size(res)
     table = build.batch_table(configs.get("pggan"), devices)
@@ -63,7 +64,7 @@ def test_max_skips_stops_within_the_streak_whatever_the_log_interval(tmp_path, c
     # Never saved while skipping or exploded: any checkpoint named restores and is finite.
     if "no checkpoint was saved" not in stop[0]:
         import jaxgan
-        from jaxgan.checkpoint import is_saveable
+        from jaxgan.training.checkpoint import is_saveable
 
         run = jaxgan.open_run(wd)
         assert is_saveable(run.state) and str(run.step) in stop[0]
@@ -199,7 +200,7 @@ def test_disk_full_during_a_run_is_one_line_and_keeps_checkpoints(tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert code == 1, err
         assert len(err.splitlines()) == 1 and "space" in err, err
-        from jaxgan.checkpoint import Checkpointer
+        from jaxgan.training.checkpoint import Checkpointer
 
         ck = Checkpointer(os.path.join(wd, "checkpoints"), create=False)
         steps = ck.all_steps()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgan.layers import (
+from jaxgan.models.layers import (
     EqualizedConv,
     EqualizedDense,
     FromRGB,

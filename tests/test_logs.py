@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from jaxgan import logs
-from jaxgan.logs import RunLogger
+from jaxgan.training import logs
+from jaxgan.training.logs import RunLogger
 
 
 def _rows(workdir):

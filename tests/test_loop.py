@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxgan.cli import main
+from jaxgan.training.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Engine runs use one device: 8 fake devices on 2 busy cores can miss XLA's 40 s all-reduce
@@ -98,8 +98,8 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
 @pytest.fixture(scope="module")
 def progressive_run(tmp_path_factory):
     """An uninterrupted 4 -> 8 -> 16 run in this process (the reference for the resume test)."""
-    from jaxgan.cli import parse
-    from jaxgan.loop import Trainer
+    from jaxgan.training.cli import parse
+    from jaxgan.training.loop import Trainer
 
     workdir = str(tmp_path_factory.mktemp("straight"))
     config, _ = parse([*PROG, "--ckpt_every=100000"])
@@ -217,8 +217,8 @@ def test_progressive_other_objective_in_bfloat16(tmp_path):
     """Another objective (hinge) trains progressively, computing in bf16 with float32 state."""
     import jax
 
-    from jaxgan.cli import parse
-    from jaxgan.loop import Trainer
+    from jaxgan.training.cli import parse
+    from jaxgan.training.loop import Trainer
 
     args = [*PROG[:1], "--stage_schedule=4,8", "--kimg_per_phase=0.032", "--batch_per_res=4:16,8:16",
             *PROG[4:], "--loss=hinge", "--dtype=bfloat16"]  # fmt: skip

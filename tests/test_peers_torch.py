@@ -17,10 +17,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxgan import build, parallel, step  # noqa: E402
-from jaxgan.config import override  # noqa: E402
+from jaxgan import parallel  # noqa: E402
 from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator  # noqa: E402
 from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator  # noqa: E402
+from jaxgan.training import build, step  # noqa: E402
+from jaxgan.training.config import override  # noqa: E402
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCH)
@@ -201,7 +202,7 @@ def test_step_equals_jaxgan_step(name):
     state, g_def, d_def = step.init_train_state(g_j, d_j, g_tx, d_tx, jax.random.key(1))
     reals = np.random.default_rng(0).uniform(-1, 1, (1, b, *case.shape)).astype(np.float32)
     new, metrics = jax.jit(build.train_step(c, g_def, d_def, None, False))(state, reals, 1.0)
-    # jaxgan.step draws a step's noise and ε at its start from the state's key, in this order.
+    # jaxgan.training.step draws a step's noise and ε at its start from the state's key, in this order.
     _, k_z, k_eps = jax.random.split(jax.random.wrap_key_data(state.key), 3)
     zs = np.array(jax.random.normal(k_z, (2, b, c.model.latent_dim), jnp.float32))
     eps = np.array(jax.random.uniform(k_eps, (1, b), jnp.float32))

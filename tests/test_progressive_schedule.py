@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxgan.progressive import (
+from jaxgan.training.schedule import (
     PhaseSchedule,
     check_schedule_against_source,
     default_batch_size,

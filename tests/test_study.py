@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxgan import study as study_lib
 from jaxgan.data.toys import get_toy
-from jaxgan.study import Cell, Study
+from jaxgan.study import runner as study_lib
+from jaxgan.study.runner import Cell, Study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = (("hidden", (16, 16)), ("batch_size", 32), ("steps", 12), ("log_every", 4),
@@ -114,7 +114,7 @@ def test_figures_are_written(finished):
     pytest.importorskip("matplotlib")
     from PIL import Image
 
-    from jaxgan import study_figures
+    from jaxgan.study import figures as study_figures
 
     study, root, _ = finished
     paths = study_figures.write_figures(study, root)

@@ -10,8 +10,8 @@ import pytest
 from flax import nnx
 
 from jaxgan import losses, optim, parallel
-from jaxgan import step as train
 from jaxgan.models.mlp import MLPCritic, MLPGenerator
+from jaxgan.training import step as train
 
 
 def _setup(objective, g_tx, d_tx, hidden=(32, 32), ema=0.0, seed=0):

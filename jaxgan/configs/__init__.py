@@ -1,6 +1,6 @@
 """Named configuration presets: ``get("main")``, ``names()``, ``load(NAME_OR_FILE)``.
 
-Each preset is a function returning a complete :class:`jaxgan.config.Config`, in the module that
+Each preset is a function returning a complete :class:`jaxgan.training.config.Config`, in the module that
 names its family (``main.py``, ``pggan.py``, ``toys.py``, ``dcgan.py``). A JSON file written by
 :meth:`Config.to_json` (a run's ``config.json``) loads like a preset.
 """
@@ -11,8 +11,8 @@ import json
 import os
 from collections.abc import Callable
 
-from jaxgan.config import Config, ConfigError, validate
 from jaxgan.configs import dcgan, main, modes, pggan, toys
+from jaxgan.training.config import Config, ConfigError, validate
 
 PRESETS: dict[str, tuple[Callable[[], Config], str]] = {
     "main": (main.get_config, "the offline main job: progressive WGAN-GP on mnist5k, 4->32, ~10 min on 2 CPU cores"),

@@ -2,7 +2,7 @@
 2 CPU cores). Other objectives: ``--loss=gan`` etc. (BatchNorm in the critic without a penalty).
 """
 
-from jaxgan.config import Config, Data, Loss, Model, Optim, Output, Schedule
+from jaxgan.training.config import Config, Data, Loss, Model, Optim, Output, Schedule
 
 
 def get_config() -> Config:

@@ -8,7 +8,7 @@ this budget the networks are undertrained and the higher rate gets further (BUIL
 comparison). About 10 minutes on 2 CPU cores.
 """
 
-from jaxgan.config import Config, Data, Loss, Model, Optim, Output, Schedule
+from jaxgan.training.config import Config, Data, Loss, Model, Optim, Output, Schedule
 
 
 def get_config() -> Config:

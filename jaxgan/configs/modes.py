@@ -9,7 +9,8 @@ study sets ``--dataset``), 2 -> 128 x 3 ReLU MLPs, batch 256, 6000 generator ste
 
 from collections.abc import Callable
 
-from jaxgan.config import (
+from jaxgan.configs.toys import TOY_WGAN_GP
+from jaxgan.training.config import (
     Config,
     Data,
     Loss,
@@ -20,7 +21,6 @@ from jaxgan.config import (
     objective_defaults,
     replace,
 )
-from jaxgan.configs.toys import TOY_WGAN_GP
 
 OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge", "lsgan")
 

@@ -6,7 +6,7 @@ augmentation, minibatch 16 up to 128x128 then 14, 6, 3 (the default per-resoluti
 Point ``--dataset`` at your images (``folder:PATH`` or a prepared tfds dataset).
 """
 
-from jaxgan.config import Config, Data, Loss, Model, Optim, Schedule
+from jaxgan.training.config import Config, Data, Loss, Model, Optim, Schedule
 
 
 def get_config() -> Config:

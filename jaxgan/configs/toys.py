@@ -6,7 +6,7 @@ each objective. WGAN-GP uses the WGAN-GP toy script's lambda 0.1 and Adam betas 
 
 from collections.abc import Callable
 
-from jaxgan.config import (
+from jaxgan.training.config import (
     Config,
     Data,
     Loss,

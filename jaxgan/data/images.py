@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan.progressive import is_power_of_two
+from jaxgan.arrays import is_power_of_two
 
 #: Largest native resolution jaxgan derives for variable-size sources (folders, lsun, ...).
 MAX_NATIVE_RESOLUTION = 1024

@@ -35,11 +35,11 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxgan import parallel
+from jaxgan.arrays import is_power_of_two
 from jaxgan.data import images as im
 from jaxgan.data import offline
 from jaxgan.data.sources import ArraySource, ImageSource, StackedSource
 from jaxgan.data.toys import TOY_NAMES, ToyDistribution, get_toy
-from jaxgan.progressive import is_power_of_two
 
 #: The dataset forms ``load`` accepts, as shown in error messages.
 SPEC_FORMS: tuple[str, ...] = (

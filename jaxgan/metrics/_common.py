@@ -33,21 +33,6 @@ def as_nhwc(images: Any, name: str = "images") -> Any:
     return images
 
 
-def to_uint8(images: Any) -> Any:
-    """Float images in [-1, 1] -> uint8 in 0..255 (rint, clipped); uint8 input passes through.
-
-    Works on numpy and jax arrays alike (the conversion PGGAN applies before its metrics).
-    """
-    if images.dtype == np.uint8:
-        return images
-    if isinstance(images, np.ndarray):
-        xp: Any = np
-    else:
-        import jax.numpy as xp
-    scaled = xp.rint(images.astype(xp.float32) * 127.5 + 127.5)
-    return xp.clip(scaled, 0, 255).astype(xp.uint8)
-
-
 def auto_batch_size(shape: tuple[int, ...], max_batch: int, max_values: int) -> int:
     """Images per batch for ``shape`` (N, ...): <= ``max_batch``, <= ``max_values`` values, >= 1."""
     return int(max(1, min(max_batch, max_values // int(np.prod(shape[1:])))))

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.arrays import is_power_of_two
 from jaxgan.models.strided import IMPLS, StridedConv, StridedConvTranspose, use_rewrite
-from jaxgan.progressive import is_power_of_two
 
 CRITIC_NORMS = ("batch", "layer", "none")
 CONV_IMPLS = IMPLS

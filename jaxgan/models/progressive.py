@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.layers import (
+from jaxgan.arrays import is_power_of_two
+from jaxgan.models.layers import (
     SQRT2,
     EqualizedConv,
     EqualizedDense,
@@ -30,7 +31,6 @@ from jaxgan.layers import (
     pixel_norm,
     upsample2x,
 )
-from jaxgan.progressive import is_power_of_two
 
 __all__ = ["ProgressiveCritic", "ProgressiveGenerator", "nf"]
 

@@ -2,7 +2,7 @@
 
 Shared by the training loop, :func:`jaxgan.open_run` and the benchmarks, so that all of them
 train and sample exactly the same networks. A plain run is a one-phase schedule (resolution
-``None``); a progressive run follows :class:`jaxgan.progressive.PhaseSchedule`, and each
+``None``); a progressive run follows :class:`jaxgan.training.schedule.PhaseSchedule`, and each
 (resolution, fading) pair gets its own jitted step with the fade-in α a traced argument.
 """
 
@@ -19,9 +19,10 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from jaxgan import losses, optim, parallel, step
-from jaxgan import progressive as prog
-from jaxgan.config import Config
+from jaxgan import losses, optim, parallel
+from jaxgan.training import schedule as prog
+from jaxgan.training import step
+from jaxgan.training.config import Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +103,7 @@ def models(config: Config, shape: tuple[int, ...], seed: int) -> tuple[nnx.Modul
 
 
 def default_batch(resolution: int, num_devices: int) -> int:
-    """The paper's minibatch at ``resolution`` (:func:`jaxgan.progressive.default_batch_size`)
+    """The paper's minibatch at ``resolution`` (:func:`jaxgan.training.schedule.default_batch_size`)
     rounded up to a multiple of the device count: no device gets more than the paper's one-GPU
     batch, and every phase's batch divides over 1, 2, 4 or 8 devices."""
     paper = prog.default_batch_size(resolution)
@@ -197,8 +198,8 @@ def reset_optimizers(
 def train_step(
     config: Config, g_def: nnx.GraphDef, d_def: nnx.GraphDef, resolution: int | None, fading: bool
 ) -> Callable:
-    """The pure step of a phase (see :func:`jaxgan.step.make_train_step`)."""
-    from jaxgan.layers import fade_reals
+    """The pure step of a phase (see :func:`jaxgan.training.step.make_train_step`)."""
+    from jaxgan.models.layers import fade_reals
 
     g_tx, d_tx = optimizers(config, resolution)
     apply = apply_fn(resolution, fading)

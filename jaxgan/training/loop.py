@@ -2,8 +2,8 @@
 
 One loop for every run: a plain run is a one-phase schedule. Each step the loop feeds a stacked
 real batch to the phase's jitted step; the pieces it calls at their ticks are small: logging
-(:mod:`jaxgan.logs`), samples (:mod:`jaxgan.outputs`), evaluation (:mod:`jaxgan.evaluation`) and
-checkpoints (:mod:`jaxgan.checkpoint`). The host reads one scalar per step, one step late (the
+(:mod:`jaxgan.training.logs`), samples (:mod:`jaxgan.training.outputs`), evaluation (:mod:`jaxgan.evaluation`) and
+checkpoints (:mod:`jaxgan.training.checkpoint`). The host reads one scalar per step, one step late (the
 skipped-update count, so a non-finite streak stops within ``max_skips`` steps without stalling the
 device), and everything else only at its tick. Running the same call again resumes exactly.
 """
@@ -21,11 +21,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxgan import build, outputs, parallel
-from jaxgan import checkpoint as ckpt_lib
-from jaxgan.config import Config, ConfigError, validate
-from jaxgan.logs import RunLogger
-from jaxgan.rundir import RunDir
+from jaxgan import parallel
+from jaxgan.training import build, outputs
+from jaxgan.training import checkpoint as ckpt_lib
+from jaxgan.training.config import Config, ConfigError, validate
+from jaxgan.training.logs import RunLogger
+from jaxgan.training.rundir import RunDir
 
 EXIT_OK = 0
 EXIT_NONFINITE = 3
@@ -161,7 +162,7 @@ class Trainer:
 
     def _data(self, phase: build.Phase):
         from jaxgan import data
-        from jaxgan import progressive as prog
+        from jaxgan.training import schedule as prog
 
         c = self.config
         try:

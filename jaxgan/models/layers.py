@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.arrays import downsample2x, lerp, upsample2x
+
 __all__ = [
     "EqualizedConv",
     "EqualizedDense",
@@ -166,25 +168,6 @@ def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
     s = jnp.tile(s, g)  # (n,): sample i gets s[i % m]
     fmap = jnp.broadcast_to(s[:, None, None, None], (n, h, w, 1)).astype(x.dtype)
     return jnp.concatenate([x, fmap], axis=-1)
-
-
-def upsample2x(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour 2x upsampling: ``(B, H, W, C)`` -> ``(B, 2H, 2W, C)``."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def downsample2x(x: jax.Array) -> jax.Array:
-    """2x2 average pooling, stride 2: ``(B, H, W, C)`` -> ``(B, H/2, W/2, C)`` (H, W even)."""
-    b, h, w, c = x.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"downsample2x needs even height and width, got shape {x.shape}")
-    return jnp.mean(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
-
-
-def lerp(a: jax.Array, b: jax.Array, t: jax.Array | float) -> jax.Array:
-    """``(1 - t) * a + t * b``: exactly ``a`` at ``t = 0`` and exactly ``b`` at ``t = 1``."""
-    t = jnp.asarray(t, dtype=jnp.result_type(a, b))
-    return (1 - t) * a + t * b
 
 
 def fade_reals(x: jax.Array, alpha: jax.Array | float) -> jax.Array:

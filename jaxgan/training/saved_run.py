@@ -14,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import build, parallel
-from jaxgan import checkpoint as ckpt_lib
-from jaxgan.config import Config, ConfigError
-from jaxgan.rundir import RunDir
+from jaxgan import parallel
+from jaxgan.training import build
+from jaxgan.training import checkpoint as ckpt_lib
+from jaxgan.training.config import Config, ConfigError
+from jaxgan.training.rundir import RunDir
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from jaxgan.config import STRUCTURAL, Config, ConfigError
+from jaxgan.training.config import STRUCTURAL, Config, ConfigError
 
 
 class RunDir:

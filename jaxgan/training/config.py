@@ -300,7 +300,7 @@ def check_per_res(c: Config, names: Iterable[str]) -> None:
 
 def validate(c: Config) -> Config:
     """Check every value and the combinations; returns ``c`` or raises ConfigError (one line)."""
-    from jaxgan import progressive as prog
+    from jaxgan.training import schedule as prog
 
     v = c.flat()
     _check(

@@ -13,16 +13,16 @@ into a usage error (exit 2).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from jaxgan.arrays import is_power_of_two
 
 __all__ = [
     "Phase",
     "PhaseSchedule",
     "check_schedule_against_source",
     "default_batch_size",
-    "is_power_of_two",
     "parse_stage_schedule",
 ]
 
@@ -35,11 +35,6 @@ _SCHEDULE_HELP = (
 
 def _schedule_error(text: str, why: str) -> ValueError:
     return ValueError(f"{_SCHEDULE_FLAG}={text!r}: {why}; {_SCHEDULE_HELP}")
-
-
-def is_power_of_two(n: int) -> bool:
-    """True for the integers 1, 2, 4, 8, ... (numpy integers too; bools and floats are not)."""
-    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 and not n & (n - 1)
 
 
 def _parse_res_token(token: str, text: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxgan.study import SAMPLES_FILE, Study, collect, read_result
+from jaxgan.study.runner import SAMPLES_FILE, Study, collect, read_result
 
 _COLORS = {"gan": "#d62728", "nsgan": "#ff7f0e", "wgan": "#9467bd", "wgan-gp": "#2ca02c",
            "hinge": "#1f77b4", "lsgan": "#8c564b"}  # fmt: skip

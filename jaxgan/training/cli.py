@@ -1,6 +1,6 @@
 """``experiments/run.py``: a preset (``--config``) plus flat flags as overrides, then train.
 
-Every setting of :class:`jaxgan.config.Config` is a flag named after its field; a flag that is not
+Every setting of :class:`jaxgan.training.config.Config` is a flag named after its field; a flag that is not
 given keeps the preset's value (``--help`` shows the main preset's). Bad input ends with one line
 on stderr and exit status 2; Ctrl-C during start-up exits 130 quietly.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxgan import configs
-from jaxgan.checkpoint import CheckpointError
-from jaxgan.config import (
+from jaxgan.training.checkpoint import CheckpointError
+from jaxgan.training.config import (
     FIELDS,
     Config,
     ConfigError,
@@ -66,7 +66,7 @@ def _res_map(kind: type) -> Any:
 
 
 def _stage_schedule(text: str) -> tuple[int, ...]:
-    from jaxgan import progressive as prog
+    from jaxgan.training import schedule as prog
 
     if text.strip().lower() == "none":
         return ()
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
         if ns.print_config:
             print(config.dumps())
             return 0
-        from jaxgan.loop import train
+        from jaxgan.training.loop import train
 
         summary = train(config, ns.workdir, resume=ns.resume, allow_changes=ns.allow_config_change,
                         quiet=ns.quiet, interrupted=interrupted)  # fmt: skip

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxgan.config import Config, ConfigError
 from jaxgan.configs.modes import OBJECTIVES
+from jaxgan.training.config import Config, ConfigError
 
 RESULT_FILE = "study_result.json"
 TIME_FILE = "study_time.json"
@@ -41,7 +41,7 @@ class Cell:
     def config(self, seed: int, overrides: dict[str, Any] | None = None) -> Config:
         """The preset on this cell's dataset and ``seed``, then the cell's and ``overrides``."""
         from jaxgan import configs
-        from jaxgan.config import override
+        from jaxgan.training.config import override
 
         flat = {**dict(self.overrides), **(overrides or {})}
         return override(configs.get(self.preset), dataset=self.dataset, seed=seed, **flat)
