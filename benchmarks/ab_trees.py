@@ -21,6 +21,12 @@ import time
 
 def worker(case: str) -> None:
     """Build CASE's jitted step from the jaxgan on sys.path; time K steps per 'run K' line."""
+    try:  # jaxgan's XLA flag, before JAX starts (in trees before this module: at import jaxgan)
+        from jaxgan import xla_flags
+
+        xla_flags.apply()
+    except ImportError:
+        pass
     import jax
     import numpy as np
     from flax import nnx

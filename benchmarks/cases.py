@@ -24,7 +24,7 @@ from flax import nnx
 
 from jaxgan import configs, data, parallel
 from jaxgan.models.mlp import MLPCritic, MLPGenerator
-from jaxgan.training import build, step
+from jaxgan.training import build, schedule, step
 from jaxgan.training.config import Config, override
 
 PGGAN_STAGES = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -61,7 +61,8 @@ class Case:
 
     @property
     def batch(self) -> int:
-        return build.Schedule(self.config).batches[self.resolution]
+        phases = schedule.for_config(self.config).phases()
+        return {p.resolution: p.batch_size for p in phases}[self.resolution]
 
     def flags(self) -> str:
         val = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v  # noqa: E731

@@ -4,7 +4,7 @@ memory, the gradient penalty's cost, input-pipeline headroom and data-parallel o
 Usage: ``python benchmarks/run.py [--cases a,b,...] [--reps N] [--quick] [--out FILE]``. Cases:
 toy, mnist_mlp_gp, mnist_mlp_clip, dcgan64, pggan (or stages such as pggan16_f32), gp_overhead,
 input, dp. Prints a table and writes ``benchmarks/results/run.json``; see benchmarks/README.md.
-``--peers`` instead times each case against its PyTorch reference (benchmarks/peers.py).
+``--peers`` instead times each case against its PyTorch reference (benchmarks/peers/).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import cases as K  # noqa: E402, N812
 import jax  # noqa: E402
 import measure as M  # noqa: E402, N812
 
-from jaxgan import parallel  # noqa: E402
+from jaxgan import parallel, xla_flags  # noqa: E402
 
 STEP_CASES = ("toy", "mnist_mlp_gp", "mnist_mlp_clip", "dcgan64", "pggan")
 ALL_CASES = (*STEP_CASES, "gp_overhead", "input", "dp")
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--input-batches", type=int, default=20)
     add("--input-files", type=int, default=128)
     add("--peers", action="store_true", help="time each case beside its PyTorch reference")
-    add("--peer-cases", default=None, help="--peers: cases of peers_torch (default: all)")
+    add("--peer-cases", default=None, help="--peers: cases of peers.torch_models (default: all)")
     add("--peer-rounds", type=int, default=10, help="--peers: alternating timed rounds")
     add("--peer-batch", type=int, default=None, help="--peers: every case's batch (else its own)")
     add("--peer-threads", type=int, default=2, help="--peers: torch threads (the comparison: 2)")
@@ -260,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     add("--_part", default=None, choices=("steps", "dp", "flops"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.peers:  # before anything starts JAX's backend or needs torch
-        import peers
+        from peers import runner
 
-        return peers.main(args, argv)
+        return runner.main(args, argv)
+    xla_flags.apply(announce=True)  # before JAX starts; the child processes inherit it
     args.out = args.out or os.path.join(HERE, "results", "run.json")
     if args.quick:
         args.reps, args.warmup, args.input_batches = 3, 1, 8

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from jaxgan import xla_flags
 from jaxgan.evaluation import METRICS
 from jaxgan.training.config import ConfigError
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     try:
         if a.num_images < 2:
             raise ValueError(f"--num_images must be >= 2, got {a.num_images}.")
+        xla_flags.apply(announce=True)  # before open_run starts JAX
         from jaxgan import open_run
 
         run = open_run(a.workdir, a.checkpoint)

@@ -93,6 +93,9 @@ def main(argv=None) -> int:
             for c in s.cells:
                 print(f"  {c.dataset}/{c.objective}: preset {c.preset}, {c.seeds} seeds")
         return 0
+    from jaxgan import xla_flags
+
+    xla_flags.apply(announce=True)  # before JAX starts, here or in the jobs (they inherit it)
     runs = _selected(study, args)
     if args.run is not None:  # one job of a --jobs study
         cell, seed, _, _ = next(r for r in runs if r[3] == args.run)

@@ -9,17 +9,14 @@ chex:
 - ``jaxgan.configs.get(name)`` / ``jaxgan.configs.names()``: the presets;
   ``jaxgan.override(config, **flags)`` changes fields by their flag names.
 
-Importing jaxgan adds its XLA:CPU flag to ``XLA_FLAGS`` before JAX starts (:mod:`jaxgan.xla_flags`).
+Importing jaxgan changes nothing in ``os.environ``: its XLA:CPU flag is added to ``XLA_FLAGS`` by
+the programs that start JAX and by ``jaxgan.train`` (:func:`jaxgan.xla_flags.apply`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
-
-from jaxgan import xla_flags
-
-xla_flags.apply()
 
 __version__ = "0.1.0"
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,6 +49,9 @@ if importlib.util.find_spec("jaxgan") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)
 
 # %%
+from jaxgan import xla_flags
+
+xla_flags.apply(announce=True)  # jaxgan's XLA:CPU flag, before JAX starts
 import tempfile
 
 import jax

@@ -39,11 +39,14 @@ if importlib.util.find_spec("jaxgan") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)
 
 # %%
+from jaxgan import xla_flags
+
+xla_flags.apply(announce=True)  # jaxgan's XLA:CPU flag, before JAX starts
 import jax
 
 import jaxgan
 from jaxgan import configs
-from jaxgan.training import build
+from jaxgan.training import schedule
 
 devices = jax.devices()
 print(f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), JAX {jax.__version__}")
@@ -105,7 +108,7 @@ else:
         stage_schedule=(4, 8, 16, 32, 64, 128), kimg_stable=600.0, kimg_fade=600.0,
         log_every=200, sample_every=1000, ckpt_every=1000,
     )  # fmt: skip
-batches = build.batch_table(config, len(devices))
+batches = {p.resolution: p.batch_size for p in schedule.for_config(config, len(devices)).phases()}
 print("global batch per resolution:", batches, "->", {r: b // len(devices) for r, b in batches.items()}, "per device")
 if TEST and os.environ.get("XLA_FLAGS", "").count("device_count=8"):
     assert len(devices) == 8, devices  # CI runs this notebook on 8 fake CPU devices

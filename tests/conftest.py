@@ -1,4 +1,5 @@
-"""Test set-up: 8 fake CPU devices, set before jax is imported anywhere."""
+"""Test set-up: 8 fake CPU devices and jaxgan's XLA:CPU flag (as the entry points set it,
+:mod:`jaxgan.xla_flags`), both before JAX starts anywhere; subprocesses inherit them."""
 
 import os
 
@@ -6,6 +7,10 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from jaxgan import xla_flags  # noqa: E402
+
+xla_flags.apply()
 
 
 import subprocess  # noqa: E402
@@ -33,3 +38,34 @@ def read_only_dir(tmp_path):
     if mounted:
         subprocess.run(["umount", str(path)], capture_output=True)
     os.chmod(path, 0o755)
+
+
+class Compiles:
+    """XLA compilations in this process, as JAX reports them through its public monitoring API
+    (the backend-compile duration event, one per executable compiled or loaded from the
+    persistent cache; calls served from jit's in-memory cache report nothing)."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def __call__(self, event: str, duration: float, **kw) -> None:
+        if event == self.EVENT:
+            self.names.append(kw.get("fun_name", ""))
+
+    def of(self, fn) -> int:
+        """Compilations of ``fn`` (a function or its ``jax.jit`` wrapper), by its name."""
+        name = getattr(fn, "__name__", fn)
+        return sum(n in (name, f"jit({name})") for n in self.names)
+
+
+@pytest.fixture
+def compiles():
+    """A :class:`Compiles` that counts from here to the end of the test."""
+    import jax
+
+    counter = Compiles()
+    jax.monitoring.register_event_duration_secs_listener(counter)
+    yield counter
+    jax.monitoring.unregister_event_duration_listener(counter)

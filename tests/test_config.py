@@ -56,6 +56,57 @@ def test_stage_schedule_keeps_the_preset_network():
     assert (c.model.fmap_base, c.model.latent_dim) == (main.model.fmap_base, main.model.latent_dim)
 
 
+def test_a_schedule_past_the_presets_brings_the_papers_phases():
+    """The mission's command on the default preset: the paper's phase lengths and batches travel
+    with the schedule (the main preset's 8 kimg, 100 kimg total and 32x32 batches do not fit)."""
+    c, _ = parse(["--loss=wgan-gp", "--stage_schedule=4,8,...,1024", "--dataset=folder:/data"])
+    s, paper = c.schedule, configs.get("pggan").schedule
+    assert s.stage_schedule == paper.stage_schedule
+    assert (s.kimg_stable, s.kimg_fade, s.kimg_total, s.batch_per_res) == (800.0, 800.0, 0.0, {})
+    assert (s.kimg_stable, s.kimg_fade, s.batch_per_res) == (
+        paper.kimg_stable,
+        paper.kimg_fade,
+        paper.batch_per_res,
+    )
+    # typed values still win
+    c, _ = parse(["--stage_schedule=4,8,...,64", "--kimg_per_phase=2", "--batch_per_res=64:8"])
+    assert (c.schedule.kimg_stable, c.schedule.batch_per_res) == (2.0, {64: 8})
+
+
+def test_a_plain_model_drops_the_presets_schedule():
+    c, _ = parse(["--model=dcgan"])
+    assert c.model.model == "dcgan" and c.schedule.stage_schedule == ()
+    c, _ = parse(["--config=dcgan-mnist5k", "--model=mlp"])
+    assert c.schedule.stage_schedule == ()
+
+
+def test_a_kimg_total_made_meaningless_by_a_flag_is_dropped_not_an_error():
+    c, _ = parse(
+        ["--kimg_stable=30"]
+    )  # main: 100 kimg in all ends before the last phase starts (114)
+    assert c.schedule.kimg_total == 0.0
+    with pytest.raises(ConfigError, match="--kimg_total"):  # typed: the user's own conflict
+        parse(["--kimg_stable=30", "--kimg_total=100"])
+
+
+def test_errors_about_a_preset_value_name_the_preset():
+    with pytest.raises(ConfigError, match="--stage_schedule.*from the 'dcgan-mnist5k' preset"):
+        parse(["--config=dcgan-mnist5k", "--model=progressive"])
+    with pytest.raises(ConfigError, match="--dataset.*from the 'toy-gan' preset"):
+        parse(["--config=toy-gan", "--model=dcgan"])
+
+
+def test_allowed_values_have_one_source():
+    from jaxgan.metrics import IN_TRAINING
+    from jaxgan.models import CRITIC_NORMS
+
+    text = build_parser().format_help()
+    assert "{" + ",".join(losses.OBJECTIVES) + "}" in text
+    assert "{" + ",".join(CRITIC_NORMS) + "}" in text
+    assert "{" + ",".join(IN_TRAINING) + "}" in text
+    assert tuple(configs.modes.OBJECTIVES) == tuple(losses.OBJECTIVES)
+
+
 def test_mission_command_resolves_to_the_paper_settings():
     c, _ = parse(["--config=pggan", "--loss=wgan-gp", "--stage_schedule=4,8,...,1024"])
     assert c.schedule.stage_schedule == (4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -73,7 +124,7 @@ def test_mission_command_resolves_to_the_paper_settings():
         ({"lr_per_res": {64: -1.0}}, "--lr_per_res"),
         ({"eval_metrics": ("fid",)}, "--eval_metrics"),
         ({"kimg_total": 40.0}, "--kimg_total=40.0 ends before the last stable phase"),
-        ({"kimg_total": -1.0}, "--kimg_total must be a number >= 0"),
+        ({"kimg_total": -1.0}, "--kimg_total=-1.0: must be a number >= 0"),
         ({"nonsense": 1}, "--nonsense"),
     ],
 )

@@ -1,4 +1,6 @@
-"""Imports: a user who imports only the losses pays only for jax/optax/chex; no import cycles."""
+"""Imports: a user who imports only the losses pays only for jax/optax/chex, importing jaxgan
+changes nothing in os.environ (XLA_FLAGS included: jaxgan.xla_flags is applied by the entry
+points); no import cycles."""
 
 import ast
 import os
@@ -21,17 +23,24 @@ HEAVY = [
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("module", ["jaxgan.losses", "jaxgan.optim", "jaxgan.penalties"])
-def test_light_imports(module):
+@pytest.mark.parametrize("module", ["jaxgan", "jaxgan.losses", "jaxgan.optim", "jaxgan.penalties"])
+def test_light_imports_that_leave_the_environment_alone(module):
+    """JAX sets variables of its own at import (TF_CPP_MIN_LOG_LEVEL, ...), so the environment is
+    taken after importing the light dependencies, which load none of HEAVY themselves."""
     code = (
-        f"import sys, {module}\n"
+        "import os, sys, jax, optax, chex\n"
+        f"before = dict(os.environ)\nimport {module}\n"
+        "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())\n"
+        "assert 'XLA_FLAGS' not in os.environ\n"
         f"heavy = {HEAVY!r}\n"
         "loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy))\n"
         "print(loaded)\n"
         "assert not loaded, loaded\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # conftest.py set it here
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr == ""
 
 
 def _module_imports(path: str, name: str, modules: set[str]) -> set[str]:

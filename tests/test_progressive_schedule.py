@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from jaxgan.arrays import is_power_of_two
 from jaxgan.training.schedule import (
     PhaseSchedule,
     check_schedule_against_source,
     default_batch_size,
-    is_power_of_two,
     parse_stage_schedule,
 )
 
@@ -86,7 +86,7 @@ def test_is_power_of_two():
 
 def test_phases_and_alpha_hand_computed():
     s = PhaseSchedule([4, 8, 16], kimg_stable=0.1, kimg_fade=0.1)
-    kinds = [(p.resolution, p.fading, p.start_images, p.end_images) for p in s.phases()]
+    kinds = [(p.resolution, p.fading, p.start, p.end) for p in s.phases()]
     assert kinds == [
         (4, False, 0, 100),
         (8, True, 100, 200),
@@ -102,7 +102,7 @@ def test_phases_and_alpha_hand_computed():
     assert alphas[20:30] == [1.0] * 10
     assert alphas[30:40] == pytest.approx([i / 10 for i in range(10)])
     p = s.phase_at(150)
-    assert (p.index, p.resolution, p.stage, p.fading, p.alpha) == (1, 8, 1, True, 0.5)
+    assert (p.index, p.resolution, p.fading, p.alpha, p.batch_size) == (1, 8, True, 0.5, 16)
     assert s.phase_at(99).resolution == 4 and s.phase_at(100).resolution == 8
     assert s.phase_at(100).alpha == 0.0 and s.phase_at(199).alpha == pytest.approx(0.99)
     assert s.phase_at(200).fading is False and s.phase_at(200).alpha == 1.0
@@ -114,7 +114,7 @@ def test_phases_and_alpha_hand_computed():
 
 def test_fractional_kimg_and_determinism():
     s = PhaseSchedule([8, 16], kimg_stable=0.05, kimg_fade=0.0124)  # 50 and 12.4 -> 12 images
-    assert [(p.start_images, p.end_images) for p in s.phases()] == [(0, 50), (50, 62), (62, 112)]
+    assert [(p.start, p.end) for p in s.phases()] == [(0, 50), (50, 62), (62, 112)]
     assert s.total_images == 112
     assert s.phase_at(56).alpha == pytest.approx(0.5)
     # alpha depends only on images seen: a "resumed" walk gives the same trajectory
@@ -134,14 +134,14 @@ def test_kimg_total_extends_only_the_last_stable_phase():
     base = PhaseSchedule([4, 8, 16], kimg_stable=0.1, kimg_fade=0.05)
     longer = PhaseSchedule([4, 8, 16], kimg_stable=0.1, kimg_fade=0.05, kimg_total=1.0)
     # growing is unchanged; the final resolution trains on until 1,000 images in all
-    assert [(p.start_images, p.end_images) for p in longer.phases()] == [
+    assert [(p.start, p.end) for p in longer.phases()] == [
         (0, 100),
         (100, 150),
         (150, 250),
         (250, 300),
         (300, 1000),
     ]
-    assert [p.end_images for p in base.phases()][-1] == 400
+    assert [p.end for p in base.phases()][-1] == 400
     assert longer.total_images == 1000
     assert longer.phase_at(999).resolution == 16 and longer.phase_at(999).alpha == 1.0
     assert longer.phase_at(275) == base.phase_at(275)

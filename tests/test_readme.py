@@ -45,3 +45,14 @@ def test_readme_commands_match_ci():
     assert install and install.group(0) in ci
     pytest_cmd = test_cmd.split("&& ")[-1]
     assert pytest_cmd in ci
+
+
+def test_ci_installs_the_peers_pin():
+    """.ci/run's torch leg installs benchmarks/peers/requirements.txt's exact pin (the CPU build)."""
+    with open(os.path.join(ROOT, "benchmarks", "peers", "requirements.txt")) as f:
+        pins = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read()
+    assert pins == ["torch==2.13.0"]
+    assert f'pip install -q -c constraints.txt "{pins[0]}"' in ci
+    assert "python -m pytest -q -n 2 --dist loadfile benchmarks/peers/tests" in ci

@@ -34,14 +34,14 @@ def _reals(seed, n_critic=5, batch=64):
     return np.random.default_rng(seed).normal(size=(n_critic, batch, 2)).astype(np.float32)
 
 
-def test_step_compiles_once_and_runs_n_critic_updates():
+def test_step_compiles_once_and_runs_n_critic_updates(compiles):
     obj = losses.get("wgan-gp")
     g_tx, d_tx = optim.paper_optimizers(obj)
     state, step = _setup(obj, g_tx, d_tx, ema=0.9)
     jitted = jax.jit(step, donate_argnums=0)
     for i in range(4):
         state, metrics = jitted(state, _reals(i), np.float32(1.0))
-    assert jitted._cache_size() == 1
+    assert compiles.of(step) == 1
     assert int(state.step) == 4
     for k in ("critic_loss", "generator_loss", "w_estimate", "gp", "grad_norm", "real_score",
               "fake_score", "skipped"):  # fmt: skip
@@ -119,6 +119,19 @@ def test_nonfinite_step_is_skipped_and_counted(unroll):
     assert int(good.streak) == 0
 
 
+def test_the_compile_count_catches_a_recompile(compiles):
+    """What the count above guards against: alpha as a Python float (weakly typed) next to a
+    float32 array is another signature, so the step compiles again."""
+    obj = dataclasses.replace(losses.get("wgan"), n_critic=1)  # the cheapest step to compile
+    state, step = _setup(obj, optax.sgd(1e-3), optax.sgd(1e-3), hidden=(8,))
+    jitted = jax.jit(step)
+    jitted(state, _reals(0, 1, 8), np.float32(1.0))
+    jitted(state, _reals(1, 1, 8), np.float32(0.5))
+    assert compiles.of(step) == 1
+    jitted(state, _reals(2, 1, 8), 1.0)
+    assert compiles.of(step) == 2
+
+
 def test_weight_clipping_inside_the_step():
     obj = losses.get("wgan")
     g_tx, d_tx = optim.paper_optimizers(obj, lr_d=0.05)
@@ -129,12 +142,13 @@ def test_weight_clipping_inside_the_step():
 
 
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
-def test_one_device_and_eight_devices_agree():
+def test_one_device_and_eight_devices_agree(compiles):
     """Same global batch and seed -> same parameters after k steps on 1 and on 8 devices."""
 
     def run(n_dev, objective, g_tx, d_tx, k=3):
         mesh = parallel.make_mesh(jax.devices()[:n_dev])
         state, step = _setup(objective, g_tx, d_tx)
+        before = compiles.of(step)
         state = parallel.replicate(state, mesh)
         sharding = parallel.tree_shardings(state, mesh)
         jitted = jax.jit(step, out_shardings=(sharding, None))
@@ -144,7 +158,7 @@ def test_one_device_and_eight_devices_agree():
             assert len(reals.sharding.device_set) == n_dev
             state, metrics = jitted(state, reals, np.float32(1.0))
             history.append(jax.device_get(metrics))
-        assert jitted._cache_size() == 1
+        assert compiles.of(step) - before == 1
         return jax.device_get(state), history
 
     # SGD: parameters agree to float tolerance.

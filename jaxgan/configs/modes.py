@@ -9,6 +9,7 @@ study sets ``--dataset``), 2 -> 128 x 3 ReLU MLPs, batch 256, 6000 generator ste
 
 from collections.abc import Callable
 
+from jaxgan import losses
 from jaxgan.configs.toys import TOY_WGAN_GP
 from jaxgan.training.config import (
     Config,
@@ -22,7 +23,7 @@ from jaxgan.training.config import (
     replace,
 )
 
-OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge", "lsgan")
+OBJECTIVES = tuple(losses.OBJECTIVES)
 
 
 def _objective(loss: str, toy: bool) -> dict:

@@ -25,6 +25,8 @@ from typing import Any
 
 #: The metric names an evaluation can compute (``--metrics``, ``--eval_metrics``).
 METRICS: tuple[str, ...] = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
+#: The ones a run computes while training (``--eval_metrics``): no feature network to load.
+IN_TRAINING: tuple[str, ...] = METRICS[:3]
 
 _EXPORTS = {
     "sliced_wasserstein": "swd",
@@ -50,7 +52,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"swd", "ms_ssim", "modes", "classifier", "fid", "inception"}
 
-__all__ = ["METRICS", *sorted(_EXPORTS)]
+__all__ = ["IN_TRAINING", "METRICS", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:

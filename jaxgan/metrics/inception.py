@@ -40,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgan.metrics._common import as_nhwc, padded_batches, path_names, to_uint8
+from jaxgan.arrays import to_uint8
+from jaxgan.metrics._common import as_nhwc, padded_batches, path_names
 
 INCEPTION_SIZE = 299
 NUM_FEATURES = 2048

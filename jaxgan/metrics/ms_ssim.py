@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.metrics._common import as_nhwc, auto_batch_size, padded_batches, to_uint8
-from jaxgan.models.layers import downsample2x
+from jaxgan.arrays import downsample2x, to_uint8
+from jaxgan.metrics._common import as_nhwc, auto_batch_size, padded_batches
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

@@ -52,7 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.metrics._common import as_key, as_nhwc, auto_batch_size, padded_batches, to_uint8
+from jaxgan.arrays import to_uint8
+from jaxgan.metrics._common import as_key, as_nhwc, auto_batch_size, padded_batches
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 

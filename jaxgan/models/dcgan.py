@@ -17,9 +17,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.arrays import is_power_of_two
+from jaxgan.models import CRITIC_NORMS
 from jaxgan.models.strided import IMPLS, StridedConv, StridedConvTranspose, use_rewrite
 
-CRITIC_NORMS = ("batch", "layer", "none")
 CONV_IMPLS = IMPLS
 
 

@@ -9,33 +9,19 @@ train and sample exactly the same networks. A plain run is a one-phase schedule 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh
 
 from jaxgan import losses, optim, parallel
-from jaxgan.training import schedule as prog
-from jaxgan.training import step
+from jaxgan.training import schedule, step
 from jaxgan.training.config import Config
-
-
-@dataclasses.dataclass(frozen=True)
-class Phase:
-    """One phase of a run: images ``[start, end)`` at ``resolution`` (None: a plain run)."""
-
-    index: int
-    resolution: int | None
-    fading: bool
-    alpha: float
-    batch_size: int
-    start: int
-    end: int
 
 
 def objective(config: Config) -> losses.Objective:
@@ -102,63 +88,6 @@ def models(config: Config, shape: tuple[int, ...], seed: int) -> tuple[nnx.Modul
     return g, d
 
 
-def default_batch(resolution: int, num_devices: int) -> int:
-    """The paper's minibatch at ``resolution`` (:func:`jaxgan.training.schedule.default_batch_size`)
-    rounded up to a multiple of the device count: no device gets more than the paper's one-GPU
-    batch, and every phase's batch divides over 1, 2, 4 or 8 devices."""
-    paper = prog.default_batch_size(resolution)
-    return math.ceil(paper / num_devices) * num_devices
-
-
-def batch_table(config: Config, num_devices: int) -> dict[int | None, int]:
-    """Global batch per phase resolution (``None``: the plain run's batch)."""
-    s = config.schedule
-    if not config.progressive:
-        return {None: s.batch_size}
-    return {r: s.batch_per_res.get(r, default_batch(r, num_devices)) for r in s.stage_schedule}
-
-
-class Schedule:
-    """The run's phases by images shown; a plain run is one phase of ``steps`` generator steps."""
-
-    def __init__(self, config: Config, num_devices: int = 1):
-        self.batches = batch_table(config, num_devices)
-        self.n_critic = config.loss.n_critic
-        s = config.schedule
-        if config.progressive:
-            self._prog: prog.PhaseSchedule | None = prog.PhaseSchedule(
-                s.stage_schedule, s.kimg_stable, s.kimg_fade, s.kimg_total
-            )
-            self.total_images = self._prog.total_images
-        else:
-            self._prog = None
-            self.total_images = s.steps * s.batch_size * self.n_critic
-
-    def phase_at(self, images_seen: int) -> Phase:
-        if self._prog is None:
-            return Phase(0, None, False, 1.0, self.batches[None], 0, self.total_images)
-        p = self._prog.phase_at(images_seen)
-        batch = self.batches[p.resolution]
-        return Phase(p.index, p.resolution, p.fading, p.alpha, batch, p.start_images, p.end_images)
-
-    def phases(self) -> list[Phase]:
-        if self._prog is None:
-            return [self.phase_at(0)]
-        return [self.phase_at(p.start_images) for p in self._prog.phases()]
-
-    def done(self, images_seen: int) -> bool:
-        return images_seen >= self.total_images
-
-    def total_steps(self) -> int:
-        """Generator steps over the whole schedule (a phase ends at the first step past its end)."""
-        total, n = 0, 0
-        for p in self.phases():
-            b = p.batch_size * self.n_critic
-            k = max(math.ceil((p.end - n) / b), 0)
-            total, n = total + k, n + k * b
-        return total
-
-
 def apply_fn(resolution: int | None, fading: bool) -> step.ApplyFn:
     """``apply(module, x, alpha)`` for a phase: progressive networks at a static resolution."""
     if resolution is None:
@@ -176,7 +105,7 @@ def init_state(
     """The initial train state (replicated over ``mesh``) and the two graphdefs."""
     seed = config.output.seed
     g, d = models(config, shape, seed)
-    first = Schedule(config).phase_at(0).resolution
+    first = schedule.for_config(config).phase_at(0).resolution
     g_tx, d_tx = optimizers(config, first)
     state, g_def, d_def = step.init_train_state(
         g, d, g_tx, d_tx, jax.random.key(seed + 1), ema=config.optim.ema > 0
@@ -208,6 +137,16 @@ def train_step(
         latent_dim=config.model.latent_dim, ema_decay=config.optim.ema,
         g_apply=apply, d_apply=apply, real_transform=fade_reals if fading else None,
     )  # fmt: skip
+
+
+def critic_fn(d_def: nnx.GraphDef, state: Any, phase: Any) -> Callable[[Any], np.ndarray]:
+    """The critic of ``state`` at ``phase`` in inference mode: (N, ...) samples -> (N,) scores."""
+    d = nnx.merge(d_def, state.d_params, state.d_rest)
+    d.eval()
+    apply, alpha = apply_fn(phase.resolution, phase.fading), jnp.float32(phase.alpha)
+    return lambda x: np.asarray(
+        jax.device_get(apply(d, jnp.asarray(x, jnp.float32), alpha))
+    ).reshape(len(x))
 
 
 def jit_step(fn: Callable, state: Any, mesh: Mesh) -> Callable:

@@ -1,34 +1,29 @@
 """``experiments/run.py``: a preset (``--config``) plus flat flags as overrides, then train.
 
-Every setting of :class:`jaxgan.training.config.Config` is a flag named after its field; a flag that is not
-given keeps the preset's value (``--help`` shows the main preset's). Bad input ends with one line
-on stderr and exit status 2; Ctrl-C during start-up exits 130 quietly.
+Every setting of :class:`jaxgan.training.config.Config` is a flag named after its field, with the
+field's allowed values; a flag that is not given keeps the preset's value (``--help`` shows the
+main preset's). Bad input ends with one line on stderr and exit status 2; an error about a value
+the user did not type says which preset it came from. A failed save exits 1; Ctrl-C during
+start-up exits 130 quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import re
 import sys
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from jaxgan import configs
-from jaxgan.training.checkpoint import CheckpointError
-from jaxgan.training.config import (
-    FIELDS,
-    Config,
-    ConfigError,
-    check_per_res,
-    field_type,
-    is_optional,
-    override,
-)
+from jaxgan.errors import CheckpointError, ConfigError
+from jaxgan.training import schedule as sched_lib
+from jaxgan.training.config import FIELDS, Config, field_type, override, shown
 
 PROG = "run.py"
-_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-_SECTION_TITLES = {
+_TITLES = {
     "data": "data", "model": "model", "loss": "objective", "optim": "optimizers",
     "schedule": "schedule (plain runs: steps and batch_size; progressive: the rest)",
     "output": "logging, samples, checkpoints, evaluation", "devices": "devices",
@@ -43,75 +38,39 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _res_map(kind: type) -> Any:
-    def parse(text: str) -> dict[int, Any]:
-        out: dict[int, Any] = {}
-        if text.strip().lower() in ("", "none"):
-            return out
-        for item in text.split(","):
-            res, sep, val = item.partition(":")
-            try:
-                out[int(res)] = kind(val)
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"{text!r}: write RES:VALUE pairs such as 4:64,8:32"
-                ) from None
-            if not sep:
-                raise argparse.ArgumentTypeError(
-                    f"{text!r}: write RES:VALUE pairs such as 4:64,8:32"
-                )
-        return out
-
-    return parse
-
-
-def _stage_schedule(text: str) -> tuple[int, ...]:
-    from jaxgan.training import schedule as prog
-
-    if text.strip().lower() == "none":
-        return ()
-    try:
-        return tuple(prog.parse_stage_schedule(text))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            str(e).removeprefix(f"--stage_schedule={text!r}: ")
-        ) from None
-
-
-def _converter(name: str) -> Any:
-    """The argparse ``type`` of a field."""
-    if name == "stage_schedule":
-        return _stage_schedule
-    typ = field_type(name)
-    optional = is_optional(typ)
-    if optional:
-        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+def _converter(name: str) -> Callable[[str], Any]:
+    """The argparse ``type`` of a field: scalars, comma lists, RES:VALUE tables, ``none``."""
+    typ, optional = field_type(name)
     origin, args = typing.get_origin(typ), typing.get_args(typ)
-    if origin is dict:
-        base = _res_map(args[1])
-    elif origin is tuple:
-        item = args[0]
 
-        def base(text: str) -> tuple:
-            try:
-                return tuple(item(t.strip()) for t in text.split(",") if t.strip())
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"{text!r}: write comma-separated {item.__name__} values"
-                ) from None
-    else:
-        base = typ
-    if not optional:
-        return base
-    return lambda text: None if text.strip().lower() == "none" else base(text)
+    def convert(text: str) -> Any:
+        if text.strip().lower() == "none" and (optional or origin in (tuple, dict)):
+            return {} if origin is dict else () if origin is tuple else None
+        try:
+            if name == "stage_schedule":
+                return tuple(sched_lib.parse_stage_schedule(text))
+            if origin is tuple:
+                return tuple(args[0](t.strip()) for t in text.split(",") if t.strip())
+            if origin is dict:
+                pairs = [item.split(":") for item in text.split(",")]
+                return {int(k): args[1](v) for k, v in pairs}
+            return typ(text)
+        except ValueError as e:
+            hint = (
+                "RES:VALUE pairs such as 4:64,8:32"
+                if origin is dict
+                else "comma-separated values"
+                if origin is tuple
+                else typ.__name__
+            )
+            why = (
+                str(e).removeprefix(f"--stage_schedule={text!r}: ")
+                if name == "stage_schedule"
+                else f"write {hint}"
+            )
+            raise argparse.ArgumentTypeError(f"{text!r}: {why}") from None
 
-
-def shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value)) or "none"
-    if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items()) or "none"
-    return str(value)
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
             "WGAN-GP on mnist5k, 4 -> 32, about 10 minutes on a 2-core CPU.\nEach flag overrides "
             "one field of the preset; defaults shown are the main preset's.\n\npresets:\n" + presets
         ),
-        epilog="Running the same command again resumes the run from its latest checkpoint.",
+        epilog="Running the same command again resumes the run from its latest checkpoint; "
+        "a larger --steps or --kimg_total trains it longer.",
     )
     run = p.add_argument_group("run")
     run.add_argument(
@@ -138,10 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--print_config", action="store_true", help="print the resolved config as JSON and exit"
     )
-    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                     help="resume from the workdir's checkpoint; --no-resume refuses an existing run")  # fmt: skip
-    run.add_argument("--allow_config_change", action="store_true",
-                     help="resume with changed non-structural settings (recorded in config_history.jsonl)")  # fmt: skip
+    run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resume from the workdir's checkpoint; --no-resume refuses an existing run",
+    )
+    run.add_argument(
+        "--allow_config_change",
+        action="store_true",
+        help="resume with settings that change the optimisation (recorded in config_history.jsonl)",
+    )
     run.add_argument(
         "--quiet", action="store_true", help="plain log lines instead of a progress bar"
     )
@@ -155,33 +122,54 @@ def build_parser() -> argparse.ArgumentParser:
 def add_field_flags(
     p: argparse.ArgumentParser, exclude: tuple[str, ...] = (), defaults_from: Config | None = None
 ) -> None:
-    """One ``--<field>`` flag per config field (absent from the namespace unless given), grouped
-    by section; ``defaults_from``: a config whose values the help text gives as defaults."""
-    groups = {s: p.add_argument_group(t) for s, t in _SECTION_TITLES.items()}
+    """One ``--<field>`` flag per config field (absent from the namespace unless given), grouped by
+    section, with the field's choices; ``defaults_from``: a config whose values the help gives."""
+    groups = {s: p.add_argument_group(t) for s, t in _TITLES.items()}
     flat = defaults_from.flat() if defaults_from is not None else {}
     for name, (section, f) in FIELDS.items():
         if name in exclude:
             continue
-        kw: dict[str, Any] = {"default": argparse.SUPPRESS}
-        help_text = f.metadata["help"] + (f" (main: {shown(flat[name])})" if flat else "")
-        if field_type(name) is bool:
+        choices = f.metadata["choices"]
+        allowed = f" {{{','.join(choices)}}}" if choices else ""
+        default = f" (main: {shown(flat[name])})" if flat else ""
+        kw: dict[str, Any] = {
+            "default": argparse.SUPPRESS,
+            "help": f.metadata["help"] + allowed + default,
+        }
+        if field_type(name)[0] is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = _converter(name)
-        groups[section].add_argument(f"--{name}", help=help_text, **kw)
+            if choices and not typing.get_origin(field_type(name)[0]):
+                kw.update(choices=choices, metavar=name.upper())
+        groups[section].add_argument(f"--{name}", **kw)
 
 
 def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
-    """(resolved config, run options); ConfigError for values the config rejects."""
+    """(resolved config, run options); ConfigError for values the config rejects, naming the
+    preset when the value came from it."""
     ns = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(ns).items() if k in FIELDS}
     if hasattr(ns, "kimg_per_phase"):
         flags.setdefault("kimg_stable", ns.kimg_per_phase)
         flags.setdefault("kimg_fade", ns.kimg_per_phase)
         flags.setdefault("kimg_total", 0.0)
-    config = override(configs.load(ns.config), **flags)
-    check_per_res(config, [n for n in ("batch_per_res", "lr_per_res") if n in flags])
-    return config, ns
+    try:
+        return override(configs.load(ns.config), **flags), ns
+    except ConfigError as e:
+        raise ConfigError(_blame(str(e), flags, ns.config)) from None
+
+
+def _blame(message: str, typed: dict[str, Any], preset: str) -> str:
+    """``message`` plus which of the settings it names came from the preset, not the user."""
+    named = [
+        n for n in dict.fromkeys(re.findall(r"--(\w+)", message)) if n in FIELDS and n not in typed
+    ]
+    if not named:
+        return message
+    return (
+        f"{message.rstrip('.')} ({', '.join('--' + n for n in named)} from the '{preset}' preset)."
+    )
 
 
 def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda: False) -> int:
@@ -197,8 +185,12 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
             return 0
         from jaxgan.training.loop import train
 
-        summary = train(config, ns.workdir, resume=ns.resume, allow_changes=ns.allow_config_change,
-                        quiet=ns.quiet, interrupted=interrupted)  # fmt: skip
+        try:
+            summary = train(config, ns.workdir, resume=ns.resume, quiet=ns.quiet,
+                            allow_changes=ns.allow_config_change, interrupted=interrupted)  # fmt: skip
+        except ConfigError as e:  # found at start-up (the data, the run directory)
+            typed = {k: v for k, v in vars(ns).items() if k in FIELDS}
+            raise ConfigError(_blame(str(e), typed, ns.config)) from None
         return summary.exit_code
     except ConfigError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
@@ -207,10 +199,10 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 1
     except OSError as e:
-        if e.errno not in _DISK_ERRORS:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
-        # The disk filled up (or went read-only) while writing logs or samples; checkpoints are
-        # written atomically, so the newest complete one is intact and a rerun resumes from it.
+        # The disk filled up (or went read-only) writing logs or samples; checkpoints are written
+        # atomically, so the newest complete one is intact and a rerun resumes from it.
         sys.stderr.write(f"{PROG}: error: writing {e.filename or 'the run directory'} failed: "
                          f"{e.strerror}; free space and rerun to resume.\n")  # fmt: skip
         return 1

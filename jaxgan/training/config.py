@@ -2,13 +2,17 @@
 
 A :class:`Config` has seven sections (data, model, loss, optim, schedule, output, devices). Every
 leaf has a name unique across sections, which is its flat command-line flag (``--batch_size`` sets
-``schedule.batch_size``). Named presets live in :mod:`jaxgan.configs`; :func:`override` applies
-flat overrides to a preset and :func:`validate` checks the result, raising :class:`ConfigError`
-with one line naming the flag.
+``schedule.batch_size``). Each field declares its help, its allowed values (``choices``) or range
+(``check``), and what changing it on resume means (``resume``): ``"structural"`` (another run),
+``"free"`` (training longer, other intervals: resumes as is) or, by default, a change of the
+optimisation (needs ``--allow_config_change``). The CLI's flags and :func:`validate` are both made
+from these declarations.
 
-Changing ``loss`` through :func:`override` resets the objective's own settings (n_critic, penalty
-weights, clipping, optimizer, learning rates, betas) to that loss's paper defaults, unless they are
-overridden too: a preset's WGAN-GP learning rate is never silently kept for a BCE GAN.
+:func:`override` composes a preset with flat overrides: a new ``loss`` brings its paper's settings
+(n_critic, penalties, clipping, optimizer, learning rates, betas), a new ``stage_schedule`` that
+grows past the preset's brings the paper's phase lengths and batches, a plain ``model`` drops the
+preset's schedule, and a ``kimg_total`` the new schedule makes meaningless is dropped; anything
+typed wins.
 """
 
 from __future__ import annotations
@@ -18,30 +22,28 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from jaxgan import losses
 from jaxgan.data.toys import TOY_NAMES
+from jaxgan.errors import ConfigError
+from jaxgan.metrics import IN_TRAINING
+from jaxgan.models import CRITIC_NORMS
+from jaxgan.training import schedule as sched_lib
 
-MODELS = ("mlp", "dcgan", "progressive")
-CRITIC_NORMS = ("none", "batch", "layer")
-DTYPES = ("float32", "bfloat16")
-OPTIMIZERS = ("adam", "rmsprop")
-EVAL_METRICS = ("swd", "ms_ssim", "modes")
-
-
-class ConfigError(ValueError):
-    """A setting has a value that is not allowed; the message names the flag."""
+__all__ = ["Config", "ConfigError", "FIELDS", "override", "replace", "validate"]
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with its flag's help text."""
-    if isinstance(default, (dict, list)):
-        return dataclasses.field(
-            default_factory=lambda: type(default)(default), metadata={"help": help, **kw}
-        )
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
+def _f(default: Any, help: str, *, choices: tuple = (), check: str = "", resume: str = "") -> Any:
+    """A field with its flag's help text, allowed values or range, and resume class."""
+    meta = {"help": help, "choices": choices, "check": check, "resume": resume}
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=dict, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+S, FREE = "structural", "free"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +52,10 @@ class Data:
         "mnist5k",
         "tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
         + ", ".join(TOY_NAMES),
+        resume=S,
     )
     data_dir: str | None = _f(
-        None, "tfds data dir (none: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)"
+        None, "tfds data dir (none: $JAXGAN_DATA_DIR or ~/tensorflow_datasets)", resume=FREE
     )
     download: bool = _f(False, "prepare a tfds dataset (needs TensorFlow and internet)")
     mirror: bool = _f(False, "random horizontal flips")
@@ -60,81 +63,96 @@ class Data:
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    model: str = _f("progressive", "network family: " + ", ".join(MODELS))
-    latent_dim: int = _f(512, "noise dimension")
-    hidden: tuple[int, ...] = _f((512, 512, 512), "MLP hidden widths")
-    width: int = _f(64, "DCGAN base width")
-    critic_norm: str = _f("none", "critic normalisation: none, batch (no penalty), layer")
-    fmap_base: int = _f(8192, "progressive widths: min(fmap_base / 2^stage, fmap_max)")
-    fmap_max: int = _f(512, "progressive widest layer")
-    mbstd_group: int = _f(4, "minibatch-stddev group size")
-    dtype: str = _f("float32", "compute dtype (bfloat16 keeps float32 parameters and optimizer)")
+    model: str = _f(
+        "progressive", "network family", choices=("mlp", "dcgan", "progressive"), resume=S
+    )
+    latent_dim: int = _f(512, "noise dimension", check="int>0", resume=S)
+    hidden: tuple[int, ...] = _f((512, 512, 512), "MLP hidden widths", check="int>0", resume=S)
+    width: int = _f(64, "DCGAN base width", check="int>0", resume=S)
+    critic_norm: str = _f("none", "critic normalisation", choices=CRITIC_NORMS, resume=S)
+    fmap_base: int = _f(8192, "progressive widths: min(fmap_base / 2^stage, fmap_max)",
+                        check="int>0", resume=S)  # fmt: skip
+    fmap_max: int = _f(512, "progressive widest layer", check="int>0", resume=S)
+    mbstd_group: int = _f(4, "minibatch-stddev group size", check="int>0")
+    dtype: str = _f("float32", "compute dtype (bfloat16 keeps float32 parameters and optimizer)",
+                    choices=("float32", "bfloat16"), resume=S)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-    loss: str = _f("wgan-gp", "the objective: " + ", ".join(sorted(losses.OBJECTIVES)))
-    n_critic: int = _f(5, "critic updates per generator update")
-    gp_weight: float = _f(10.0, "gradient-penalty weight lambda (0: none)")
+    loss: str = _f("wgan-gp", "the objective", choices=tuple(losses.OBJECTIVES), resume=S)
+    n_critic: int = _f(5, "critic updates per generator update", check="int>0")
+    gp_weight: float = _f(10.0, "gradient-penalty weight lambda (0: none)", check=">=0")
     gp_target: float = _f(
-        1.0, "gradient-penalty target gamma (the term is scaled by lambda/gamma^2)"
+        1.0, "gradient-penalty target gamma (the term is scaled by lambda/gamma^2)", check=">0"
     )
-    drift: float = _f(0.0, "drift penalty weight on E[D(real)^2] (PGGAN: 0.001)")
-    clip: float | None = _f(None, "weight-clipping bound c (wgan only)")
+    drift: float = _f(0.0, "drift penalty weight on E[D(real)^2] (PGGAN: 0.001)", check=">=0")
+    clip: float | None = _f(None, "weight-clipping bound c (wgan only)", check=">0", resume=S)
 
 
 @dataclasses.dataclass(frozen=True)
 class Optim:
-    optimizer: str = _f("adam", "adam or rmsprop")
-    lr_g: float = _f(1e-4, "generator learning rate")
-    lr_d: float = _f(1e-4, "critic learning rate")
-    betas: tuple[float, float] = _f((0.0, 0.9), "Adam betas b1,b2")
-    ema: float = _f(0.0, "generator EMA decay in [0, 1) (0: off)")
+    optimizer: str = _f("adam", "the optimizer", choices=("adam", "rmsprop"), resume=S)
+    lr_g: float = _f(1e-4, "generator learning rate", check=">0")
+    lr_d: float = _f(1e-4, "critic learning rate", check=">0")
+    betas: tuple[float, float] = _f((0.0, 0.9), "Adam betas b1,b2", check="[0,1)")
+    ema: float = _f(0.0, "generator EMA decay in [0, 1) (0: off)", check="[0,1)", resume=S)
     lr_per_res: dict[int, float] = _f(
-        {}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3"
+        {}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3", check=">0"
     )
     reset_adam: bool = _f(True, "reset optimizer moments when a fade and a stabilisation start")
 
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    steps: int = _f(3000, "generator steps of a plain (non-progressive) run")
-    batch_size: int = _f(64, "global batch of a plain run")
+    steps: int = _f(3000, "generator steps of a plain (non-progressive) run", check="int>0",
+                    resume=FREE)  # fmt: skip
+    batch_size: int = _f(64, "global batch of a plain run", check="int>0")
     stage_schedule: tuple[int, ...] = _f(
-        (), "progressive resolutions, e.g. 4,8,16 or 4,8,...,1024 (none: a plain run)"
+        (),
+        "progressive resolutions, e.g. 4,8,16 or 4,8,...,1024 (none: a plain run); past the "
+        "preset's last resolution it brings PGGAN's phase lengths and batches",
+        resume=S,
     )
-    kimg_stable: float = _f(800.0, "thousands of images per stabilisation phase")
-    kimg_fade: float = _f(800.0, "thousands of images per fade-in phase")
+    kimg_stable: float = _f(800.0, "thousands of images per stabilisation phase", check=">0")
+    kimg_fade: float = _f(800.0, "thousands of images per fade-in phase", check=">=0")
     kimg_total: float = _f(
         0.0,
         "thousands of images in all: the last resolution trains on until then "
         "(PGGAN's total_kimg; 0: one kimg_stable phase)",
+        check=">=0",
+        resume=FREE,
     )
     batch_per_res: dict[int, int] = _f(
         {},
         "global batch per resolution, e.g. 4:64,8:64 (others: the paper's 16/14/6/3 per device count)",
+        check="int>0",
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class Output:
     seed: int = _f(0, "seed of the initial weights, the data order and every random draw")
-    log_every: int = _f(100, "steps between metric logs")
-    sample_every: int = _f(500, "steps between sample grids (0: only at the end)")
-    ckpt_every: int = _f(1000, "steps between checkpoints (and one at the end)")
-    keep_checkpoints: int = _f(3, "how many checkpoints to keep")
-    max_skips: int = _f(20, "stop after this many consecutive steps with non-finite updates")
-    eval_every: int = _f(0, "steps between evaluations (0: off)")
-    eval_metrics: tuple[str, ...] = _f(("swd",), "evaluation metrics: " + ", ".join(EVAL_METRICS))
-    eval_images: int = _f(1024, "images generated per evaluation")
+    log_every: int = _f(100, "steps between metric logs", check="int>0", resume=FREE)
+    sample_every: int = _f(500, "steps between sample grids (0: only at the end)",
+                           check="int>=0", resume=FREE)  # fmt: skip
+    ckpt_every: int = _f(1000, "steps between checkpoints (and one at the end)", check="int>0",
+                         resume=FREE)  # fmt: skip
+    keep_checkpoints: int = _f(3, "how many checkpoints to keep", check="int>0", resume=FREE)
+    max_skips: int = _f(20, "stop after this many consecutive steps with non-finite updates",
+                        check="int>0", resume=FREE)  # fmt: skip
+    eval_every: int = _f(0, "steps between evaluations (0: off)", check="int>=0", resume=FREE)
+    eval_metrics: tuple[str, ...] = _f(("swd",), "evaluation metrics", choices=IN_TRAINING,
+                                       resume=FREE)  # fmt: skip
+    eval_images: int = _f(1024, "images generated per evaluation", check="int>0", resume=FREE)
 
 
 @dataclasses.dataclass(frozen=True)
 class Devices:
-    num_devices: int = _f(0, "use the first N devices of this host (0: all)")
-    coordinator_address: str | None = _f(None, "multi-host: host:port of process 0")
-    num_processes: int | None = _f(None, "multi-host: number of processes")
-    process_id: int | None = _f(None, "multi-host: this process's index")
+    num_devices: int = _f(0, "use the first N devices of this host (0: all)", check="int>=0")
+    coordinator_address: str | None = _f(None, "multi-host: host:port of process 0", resume=FREE)
+    num_processes: int | None = _f(None, "multi-host: number of processes", resume=FREE)
+    process_id: int | None = _f(None, "multi-host: this process's index", resume=FREE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,20 +189,16 @@ class Config:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Config:
         """Rebuild from :meth:`to_json`'s dict; unknown keys are an error."""
-        sections = {}
-        for sec in dataclasses.fields(cls):
-            typ = _SECTION_TYPES[sec.name]
-            values = dict(d.get(sec.name, {}))
-            known = {f.name: f for f in dataclasses.fields(typ)}
-            unknown = set(values) - set(known)
-            if unknown:
-                raise ConfigError(
-                    f"config section {sec.name!r} has unknown keys {sorted(unknown)}."
-                )
-            sections[sec.name] = typ(**{k: _coerce(known[k], v) for k, v in values.items()})
-        extra = set(d) - set(sections)
+        extra = set(d) - set(SECTIONS)
         if extra:
             raise ConfigError(f"config has unknown sections {sorted(extra)}.")
+        sections = {}
+        for name, typ in SECTIONS.items():
+            values = dict(d.get(name, {}))
+            unknown = set(values) - {f.name for f in dataclasses.fields(typ)}
+            if unknown:
+                raise ConfigError(f"config section {name!r} has unknown keys {sorted(unknown)}.")
+            sections[name] = typ(**{k: _coerce(k, v) for k, v in values.items()})
         return cls(**sections)
 
     def dumps(self) -> str:
@@ -192,48 +206,48 @@ class Config:
 
     def flat(self) -> dict[str, Any]:
         """``{flag name: value}`` over every section."""
-        return {f.name: getattr(getattr(self, sec), f.name) for sec, f in FIELDS.values()}
+        return {name: getattr(getattr(self, sec), name) for name, (sec, _) in FIELDS.items()}
 
 
-_SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
-
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 #: flag name -> (section name, dataclass field)
 FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
-    f.name: (sec, f) for sec, typ in _SECTION_TYPES.items() for f in dataclasses.fields(typ)
+    f.name: (sec, f) for sec, typ in SECTIONS.items() for f in dataclasses.fields(typ)
 }
-
-# Settings that fix the shape of the train state: a checkpoint made with other values cannot be
-# resumed. Everything else may change on resume when the user allows it (recorded in history).
-STRUCTURAL = (
-    "loss", "dataset", "model", "latent_dim", "hidden", "width", "critic_norm", "optimizer",
-    "ema", "fmap_base", "fmap_max", "stage_schedule", "clip", "dtype",
-)  # fmt: skip
+_TYPES = {n: typing.get_type_hints(SECTIONS[s])[n] for n, (s, _) in FIELDS.items()}
 
 
-def _field_type(f: dataclasses.Field) -> Any:
-    hints = typing.get_type_hints(_owner(f))
-    return hints[f.name]
+def field_type(name: str) -> tuple[Any, bool]:
+    """(the Python type of the flat field ``name`` without ``None``, whether it admits None)."""
+    typ = _TYPES[name]
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        return next(t for t in typing.get_args(typ) if t is not type(None)), True
+    return typ, False
 
 
-def _owner(f: dataclasses.Field) -> type:
-    for typ in _SECTION_TYPES.values():
-        if any(g is f for g in dataclasses.fields(typ)):
-            return typ
-    raise KeyError(f.name)
-
-
-def _coerce(f: dataclasses.Field, v: Any) -> Any:
+def _coerce(name: str, v: Any) -> Any:
     """A JSON value into the field's Python type (tuples, int-keyed dicts)."""
-    typ = _field_type(f)
-    origin = typing.get_origin(typ)
+    typ, _ = field_type(name)
     if v is None:
         return None
-    if origin is tuple:
+    if typing.get_origin(typ) is tuple:
         return tuple(typing.get_args(typ)[0](x) for x in v)
-    if origin is dict:
+    if typing.get_origin(typ) is dict:
         kt, vt = typing.get_args(typ)
         return {kt(k): vt(x) for k, x in v.items()}
     return v
+
+
+def replace(config: Config, **flat: Any) -> Config:
+    """``config`` with flat fields replaced (no validation, no composition)."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if name not in FIELDS:
+            raise ConfigError(f"--{name} is not a setting; see --help for the list.")
+        by_section.setdefault(FIELDS[name][0], {})[name] = value
+    return dataclasses.replace(
+        config, **{s: dataclasses.replace(getattr(config, s), **v) for s, v in by_section.items()}
+    )
 
 
 def objective_defaults(loss: str) -> dict[str, Any]:
@@ -241,44 +255,81 @@ def objective_defaults(loss: str) -> dict[str, Any]:
     obj = losses.get(loss)
     o = obj.optimizer
     return {
-        "n_critic": obj.n_critic,
-        "gp_weight": obj.gp_weight,
-        "gp_target": obj.gp_target,
-        "drift": obj.drift_weight,
-        "clip": obj.clip,
-        "optimizer": o.name,
-        "lr_g": o.learning_rate,
-        "lr_d": o.learning_rate,
-        "betas": (o.b1, o.b2),
-    }
+        "n_critic": obj.n_critic, "gp_weight": obj.gp_weight, "gp_target": obj.gp_target,
+        "drift": obj.drift_weight, "clip": obj.clip, "optimizer": o.name,
+        "lr_g": o.learning_rate, "lr_d": o.learning_rate, "betas": (o.b1, o.b2),
+    }  # fmt: skip
 
 
-def replace(config: Config, **flat: Any) -> Config:
-    """``config`` with flat fields replaced (no validation, no loss defaults)."""
-    by_section: dict[str, dict[str, Any]] = {}
-    for name, value in flat.items():
-        if name not in FIELDS:
-            raise ConfigError(f"--{name} is not a setting; see --help for the list.")
-        by_section.setdefault(FIELDS[name][0], {})[name] = value
-    return dataclasses.replace(
-        config,
-        **{s: dataclasses.replace(getattr(config, s), **v) for s, v in by_section.items()},
-    )
+def _phases(c: Config) -> sched_lib.PhaseSchedule:
+    s = c.schedule
+    return sched_lib.PhaseSchedule(s.stage_schedule, s.kimg_stable, s.kimg_fade, s.kimg_total)
 
 
 def override(config: Config, **flat: Any) -> Config:
-    """``config`` with flat overrides applied, then validated.
-
-    A new ``loss`` first resets the objective's settings to that loss's paper defaults (see the
-    module docstring); the other overrides are applied after.
-    """
+    """``config`` with flat overrides applied, composed (see the module docstring), validated."""
     if "loss" in flat and flat["loss"] != config.loss.loss:
         try:
-            defaults = objective_defaults(flat["loss"])
+            config = replace(config, loss=flat["loss"], **objective_defaults(flat["loss"]))
         except ValueError as e:
             raise ConfigError(f"--loss: {e}") from None
-        config = replace(config, loss=flat["loss"], **defaults)
-    return validate(replace(config, **flat))
+    if flat.get("model", "progressive") != "progressive":
+        config = replace(config, stage_schedule=())
+    old = config.schedule.stage_schedule
+    new = tuple(flat.get("stage_schedule", old))
+    if new and (not old or new[-1] > old[-1]):  # growing past the preset: the paper's phases
+        config = replace(config, **sched_lib.PAPER_PHASES)
+    out = replace(config, **flat)
+    if "kimg_total" not in flat and out.progressive and out.schedule.kimg_total > 0:
+        try:
+            _phases(out)
+        except ValueError:  # the preset's total ends before the new schedule's last phase
+            out = replace(out, kimg_total=0.0)
+    return validate(out, given=flat)
+
+
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "int>0": (lambda v: _int(v) and v > 0, "a positive integer"),
+    "int>=0": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    ">0": (lambda v: _num(v) and v > 0, "a positive number"),
+    ">=0": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "[0,1)": (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def shown(value: Any) -> str:
+    """A value as it is written on the command line."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _check_field(name: str, v: Any) -> None:
+    meta = FIELDS[name][1].metadata
+    if v is None and field_type(name)[1]:
+        return
+    items = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else [v]
+    if meta["choices"]:
+        bad = [x for x in items if x not in meta["choices"]]
+        if bad:
+            raise ConfigError(
+                f"--{name}={shown(v)}: allowed: {', '.join(map(str, meta['choices']))}."
+            )
+    if meta["check"]:
+        ok, what = _CHECKS[meta["check"]]
+        if not all(ok(x) for x in items) or (isinstance(v, tuple) and not v):
+            each = " each" if isinstance(v, (tuple, dict)) else ""
+            raise ConfigError(f"--{name}={shown(v)}: must be{each} {what}.")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -286,68 +337,17 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def check_per_res(c: Config, names: Iterable[str]) -> None:
-    """The per-resolution tables ``names`` (as given by the user) name only scheduled resolutions.
+def validate(c: Config, given: Mapping[str, Any] = types.MappingProxyType({})) -> Config:
+    """Check every value and the combinations; returns ``c`` or raises ConfigError (one line).
 
-    (A preset's table may cover more resolutions than a shortened schedule uses.)"""
-    sched = c.schedule.stage_schedule
-    for name in names:
-        extra = sorted(set(c.flat()[name]) - set(sched))
-        _check(
-            not extra, f"--{name}: resolutions {extra} are not in --stage_schedule {list(sched)}."
-        )
-
-
-def validate(c: Config) -> Config:
-    """Check every value and the combinations; returns ``c`` or raises ConfigError (one line)."""
-    from jaxgan.training import schedule as prog
-
+    ``given``: the flags the user typed; their per-resolution tables must name only scheduled
+    resolutions (a preset's table may cover more than a shortened schedule uses)."""
     v = c.flat()
-    _check(
-        v["loss"] in losses.OBJECTIVES,
-        f"--loss={v['loss']!r}: allowed: {', '.join(sorted(losses.OBJECTIVES))}.",
-    )
-    for name, allowed in (("model", MODELS), ("critic_norm", CRITIC_NORMS), ("dtype", DTYPES),
-                          ("optimizer", OPTIMIZERS)):  # fmt: skip
-        _check(v[name] in allowed, f"--{name}={v[name]!r}: allowed: {', '.join(allowed)}.")
-    for name in ("steps", "batch_size", "n_critic", "latent_dim", "width", "fmap_base", "fmap_max",
-                 "mbstd_group", "log_every", "ckpt_every", "keep_checkpoints", "max_skips",
-                 "eval_images"):  # fmt: skip
-        _check(
-            isinstance(v[name], int) and v[name] > 0,
-            f"--{name} must be a positive integer, got {v[name]!r}.",
-        )
-    for name in ("sample_every", "eval_every", "num_devices"):
-        _check(
-            isinstance(v[name], int) and v[name] >= 0,
-            f"--{name} must be an integer >= 0, got {v[name]!r}.",
-        )
-    for name in ("lr_g", "lr_d", "gp_target", "kimg_stable"):
-        _check(
-            _finite(v[name]) and v[name] > 0,
-            f"--{name} must be a positive number, got {v[name]!r}.",
-        )
-    for name in ("gp_weight", "drift", "kimg_fade", "kimg_total"):
-        _check(
-            _finite(v[name]) and v[name] >= 0, f"--{name} must be a number >= 0, got {v[name]!r}."
-        )
-    _check(_finite(v["ema"]) and 0 <= v["ema"] < 1, f"--ema must be in [0, 1), got {v['ema']!r}.")
-    b = v["betas"]
-    _check(len(b) == 2 and all(_finite(x) and 0 <= x < 1 for x in b),
-           f"--betas must be two numbers in [0, 1) like 0.5,0.9; got {b!r}.")  # fmt: skip
-    _check(len(v["hidden"]) > 0 and all(h > 0 for h in v["hidden"]),
-           f"--hidden must be positive integers, got {v['hidden']!r}.")  # fmt: skip
-    bad = [m for m in v["eval_metrics"] if m not in EVAL_METRICS]
-    _check(not bad, f"--eval_metrics allows {', '.join(EVAL_METRICS)}; got {','.join(bad)}.")
-
-    obj = losses.get(v["loss"])
-    if v["clip"] is not None:
-        _check(obj.clip is not None,
-               f"--clip applies only to a loss that clips weights (wgan); --loss={v['loss']} does not.")  # fmt: skip
-        _check(
-            _finite(v["clip"]) and v["clip"] > 0,
-            f"--clip must be a positive number, got {v['clip']!r}.",
-        )
+    for name in FIELDS:
+        _check_field(name, v[name])
+    _check(len(v["betas"]) == 2, f"--betas={shown(v['betas'])}: write two numbers like 0.5,0.9.")
+    _check(v["clip"] is None or losses.get(v["loss"]).clip is not None,
+           f"--clip applies only to a loss that clips weights (wgan); --loss={v['loss']} does not.")  # fmt: skip
     _check(not (v["critic_norm"] == "batch" and v["gp_weight"] > 0),
            "--critic_norm=batch cannot be used with a gradient penalty (--gp_weight > 0): BatchNorm "
            "couples the samples the penalty treats one by one; use --critic_norm=layer or none.")  # fmt: skip
@@ -355,43 +355,23 @@ def validate(c: Config) -> Config:
            f"--critic_norm=batch is available for --model=dcgan only, not {v['model']}.")  # fmt: skip
     _check(not (v["critic_norm"] == "layer" and v["model"] == "progressive"),
            "--critic_norm=layer is not available for --model=progressive (it has no critic norm).")  # fmt: skip
-
-    toy = c.is_toy
-    _check(not (toy and v["model"] != "mlp"),
-           f"--model={v['model']} needs an image dataset; --dataset={v['dataset']} is 2-D points (use --model=mlp).")  # fmt: skip
+    _check(not (c.is_toy and v["model"] != "mlp"),
+           f"--model={v['model']} needs an image dataset; --dataset={v['dataset']} is 2-D points "
+           "(use --model=mlp, or a toy preset such as --config=toy-wgan-gp).")  # fmt: skip
     sched = v["stage_schedule"]
-    if v["model"] == "progressive":
-        _check(len(sched) > 0, "--model=progressive needs a --stage_schedule such as 4,8,16,32.")
-        try:
-            prog.parse_stage_schedule(",".join(map(str, sched)))
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        _check(all(isinstance(x, int) and x > 0 for x in v["batch_per_res"].values()),
-               f"--batch_per_res values must be positive integers, got {v['batch_per_res']}.")  # fmt: skip
-        _check(all(_finite(x) and x > 0 for x in v["lr_per_res"].values()),
-               f"--lr_per_res values must be positive numbers, got {v['lr_per_res']}.")  # fmt: skip
-        try:
-            prog.PhaseSchedule(sched, v["kimg_stable"], v["kimg_fade"], v["kimg_total"])
-        except ValueError as e:
-            raise ConfigError(f"--{e}.") from None
-    else:
-        _check(not sched,
-               f"--stage_schedule needs --model=progressive (got --model={v['model']}); use "
-               "--stage_schedule=none for a plain run.")  # fmt: skip
+    if not c.progressive:
+        _check(not sched, f"--stage_schedule needs --model=progressive (got --model={v['model']}).")
+        return c
+    _check(len(sched) > 0, "--model=progressive needs a --stage_schedule such as 4,8,16,32 "
+                           "(presets with one: main, pggan).")  # fmt: skip
+    try:
+        sched_lib.parse_stage_schedule(",".join(map(str, sched)))
+        _phases(c)
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("--") else f"--{e}.") from None
+    for name in ("batch_per_res", "lr_per_res"):
+        extra = sorted(set(v[name]) - set(sched)) if name in given else []
+        _check(
+            not extra, f"--{name}: resolutions {extra} are not in --stage_schedule {list(sched)}."
+        )
     return c
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def is_optional(typ: Any) -> bool:
-    """Whether a field type admits ``None``."""
-    return (typing.get_origin(typ) in (typing.Union, types.UnionType)) and type(
-        None
-    ) in typing.get_args(typ)
-
-
-def field_type(name: str) -> Any:
-    """The Python type of the flat field ``name``."""
-    return _field_type(FIELDS[name][1])

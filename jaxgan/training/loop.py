@@ -1,11 +1,10 @@
 """The training loop: ``train(config, workdir)`` runs a config into a run directory.
 
-One loop for every run: a plain run is a one-phase schedule. Each step the loop feeds a stacked
-real batch to the phase's jitted step; the pieces it calls at their ticks are small: logging
-(:mod:`jaxgan.training.logs`), samples (:mod:`jaxgan.training.outputs`), evaluation (:mod:`jaxgan.evaluation`) and
-checkpoints (:mod:`jaxgan.training.checkpoint`). The host reads one scalar per step, one step late (the
-skipped-update count, so a non-finite streak stops within ``max_skips`` steps without stalling the
-device), and everything else only at its tick. Running the same call again resumes exactly.
+:func:`prepare` turns a config into a :class:`Run` (devices, data, state, restored counters);
+:func:`loop` reads straight down: one jitted step per iteration, then the hooks that are due
+(samples, evaluation, checkpoints, the caller's own). The host reads one scalar per step, one step
+late (the skip streak, kept on the device and returned in the step's metrics), and the rest only
+at log ticks. Running the same call again resumes exactly.
 """
 
 from __future__ import annotations
@@ -14,22 +13,25 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
-from jaxgan import parallel
+from jaxgan import parallel, xla_flags
+from jaxgan.errors import CheckpointError, ConfigError
 from jaxgan.training import build, outputs
-from jaxgan.training import checkpoint as ckpt_lib
-from jaxgan.training.config import Config, ConfigError, validate
+from jaxgan.training import schedule as sched_lib
+from jaxgan.training.checkpoint import Checkpointer, is_saveable
+from jaxgan.training.config import Config, validate
 from jaxgan.training.logs import RunLogger
 from jaxgan.training.rundir import RunDir
 
-EXIT_OK = 0
-EXIT_NONFINITE = 3
+EXIT_OK, EXIT_NONFINITE = 0, 3
+Hook = Callable[["Run"], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +49,65 @@ class Summary:
     message: str
 
 
-def _next_streak(streak: int, metrics: dict[str, Any]) -> int:
-    """Consecutive skipped (non-finite) steps after the step that logged ``metrics`` (a host read)."""
-    return streak + 1 if float(metrics["skipped"]) > 0 else 0
+@dataclasses.dataclass(eq=False)
+class Run:
+    """A prepared run: what the loop and its hooks read and advance."""
+
+    config: Config
+    dir: RunDir
+    mesh: Mesh
+    schedule: sched_lib.PhaseSchedule
+    pipe: Any
+    checkpointer: Checkpointer
+    state: Any
+    g_def: Any
+    d_def: Any
+    sample_shape: tuple[int, ...]
+    phase: sched_lib.Phase
+    step: int = 0
+    images_seen: int = 0
+    created: bool = False
+    restored_from: str | None = None
+    changed: tuple[str, ...] = ()
+    logger: RunLogger | None = None
+    latest_png: str | None = None
+    steps: dict = dataclasses.field(default_factory=dict)
+    samplers: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return jax.process_index() == 0
+
+    def train_step(self, phase: sched_lib.Phase) -> Callable:
+        """The phase's jitted step (compiled once per resolution and fading)."""
+        key = (phase.resolution, phase.fading)
+        if key not in self.steps:
+            fn = build.train_step(self.config, self.g_def, self.d_def, *key)
+            self.steps[key] = build.jit_step(fn, self.state, self.mesh)
+        return self.steps[key]
+
+    def sample(self, z: jax.Array, phase: sched_lib.Phase | None = None) -> np.ndarray:
+        """Generated samples for ``z`` (the EMA generator when the run has one)."""
+        phase = phase or self.phase
+        key = (phase.resolution, phase.fading)
+        if key not in self.samplers:
+            self.samplers[key] = build.sampler(self.g_def, *key)
+        params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
+        out = self.samplers[key](params, self.state.g_rest, z, np.float32(phase.alpha))
+        return np.asarray(jax.device_get(out))
+
+    def latents(self, n: int) -> jax.Array:
+        """The run's fixed latents for grids (64) and toy plots and metrics (2,500)."""
+        if n not in self.samplers:
+            key = jax.random.key(self.config.output.seed + 2)
+            self.samplers[n] = jax.random.normal(key, (n, self.config.model.latent_dim))
+        return self.samplers[n]
+
+    def meta(self) -> dict[str, Any]:
+        """The JSON part of a checkpoint: counters, data position, the config."""
+        return {"step": self.step, "images_seen": self.images_seen, "phase_index": self.phase.index,
+                "data_state": self.pipe.get_state(), "sample_shape": list(self.sample_shape),
+                "config": self.config.to_json()}  # fmt: skip
 
 
 def default_workdir(config: Config) -> str:
@@ -58,33 +116,199 @@ def default_workdir(config: Config) -> str:
 
 
 def select_devices(config: Config) -> list[jax.Device]:
-    """Initialise multi-host if asked, then the devices of the mesh (``num_devices``: the first N)."""
+    """Initialise multi-host if asked, then the mesh's devices (``num_devices``: the first N)."""
     d = config.devices
     parallel.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     devices = jax.devices()
-    if d.num_devices:
-        if jax.process_count() > 1 or d.num_devices > len(devices):
-            raise ConfigError(
-                f"--num_devices={d.num_devices}: this host has {len(devices)} devices "
-                "(and --num_devices is for single-host runs)."
+    if d.num_devices and (jax.process_count() > 1 or d.num_devices > len(devices)):
+        raise ConfigError(f"--num_devices={d.num_devices}: this host has {len(devices)} devices "
+                          "(and --num_devices is for single-host runs).")  # fmt: skip
+    return devices[: d.num_devices or None]
+
+
+def prepare(
+    config: Config, workdir: str, *, resume: bool = True, allow_changes: bool = False
+) -> Run:
+    """Check, open the data, build the state and restore the newest good checkpoint.
+
+    Raises ConfigError (one line) for bad input; a run directory made here is removed on failure.
+    """
+    c = validate(config)
+    devices = select_devices(c)
+    schedule = sched_lib.for_config(c, len(devices))
+    for p in schedule.phases():
+        if p.batch_size % len(devices):
+            flag = (
+                "--batch_size"
+                if p.resolution is None
+                else f"--batch_per_res ({p.resolution}x{p.resolution})"
             )
-        devices = devices[: d.num_devices]
-    return devices
+            raise ConfigError(f"{flag}: batch {p.batch_size} does not divide over the {len(devices)} "
+                              f"devices; use a multiple of {len(devices)}.")  # fmt: skip
+    rundir = RunDir(workdir)
+    created = rundir.create()
+    try:
+        return _prepare(
+            c, rundir, parallel.make_mesh(devices), schedule, created, resume, allow_changes
+        )
+    except BaseException:
+        if created:
+            rundir.remove()
+        raise
 
 
-def check_batches(config: Config, schedule: build.Schedule, num_devices: int) -> None:
-    """Every phase's batch divides over the devices (checked before the first step)."""
-    for res, batch in schedule.batches.items():
-        if batch % num_devices:
-            flag = "--batch_size" if res is None else f"--batch_per_res ({res}x{res})"
-            raise ConfigError(
-                f"{flag}: batch {batch} does not divide over the {num_devices} devices; use a "
-                f"multiple of {num_devices}."
+def _prepare(c: Config, rundir: RunDir, mesh: Mesh, schedule: sched_lib.PhaseSchedule,
+             created: bool, resume: bool, allow_changes: bool) -> Run:  # fmt: skip
+    checkpointer = Checkpointer(rundir.checkpoints, keep=c.output.keep_checkpoints)
+    latest = checkpointer.latest_step()
+    if latest is not None and not resume:
+        raise ConfigError(f"--no-resume: {rundir.path} already holds a run (checkpoint at step "
+                          f"{latest}); choose another --workdir or remove it.")  # fmt: skip
+    structural, optimisation, free = rundir.changes(c)
+    if latest is not None and structural:
+        raise ConfigError(f"--workdir={rundir.path} holds a run with another model or objective "
+                          f"({'; '.join(structural)}); use a new --workdir or the same settings.")  # fmt: skip
+    if latest is not None and optimisation and not allow_changes:
+        raise ConfigError(
+            f"--workdir={rundir.path} holds a run with other settings ({'; '.join(optimisation)}); "
+            "rerun with the same settings, or pass --allow_config_change to continue with the new "
+            "ones (recorded in config_history.jsonl).")  # fmt: skip
+    phase = schedule.phase_at(0)
+    pipe = _open_data(c, mesh, phase)
+    shape = build.sample_shape(c, pipe.native_resolution, pipe.channels)
+    state, g_def, d_def = build.init_state(c, shape, mesh)
+    run = Run(c, rundir, mesh, schedule, pipe, checkpointer, state, g_def, d_def, shape, phase,
+              created=created, changed=tuple(optimisation + free))  # fmt: skip
+    if latest is not None:
+        warn = lambda msg: print(f"warning: {msg}", flush=True) if run.is_main else None  # noqa: E731
+        try:
+            run.state, meta, run.step = checkpointer.restore(state, mesh, on_damaged=warn)
+        except CheckpointError as e:
+            raise ConfigError(str(e)) from None
+        run.images_seen = int(meta["images_seen"])
+        run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
+        pipe.set_state(meta["data_state"])
+        run.restored_from = checkpointer.step_dir(run.step)
+    return run
+
+
+def _open_data(c: Config, mesh: Mesh, phase: sched_lib.Phase) -> Any:
+    from jaxgan import data
+
+    try:
+        pipe = data.load(
+            c.data.dataset, batch_size=phase.batch_size, resolution=phase.resolution,
+            seed=c.output.seed, mesh=mesh, data_dir=c.data.data_dir, download=c.data.download,
+            mirror=c.data.mirror, stack=c.loss.n_critic,
+        )  # fmt: skip
+    except ValueError as e:
+        raise ConfigError(f"--dataset={c.data.dataset}: {e}") from None
+    if c.progressive:
+        try:
+            sched_lib.check_schedule_against_source(
+                c.schedule.stage_schedule, pipe.native_resolution
             )
+        except ValueError as e:
+            pipe.close()
+            raise ConfigError(f"{e}; or add --dataset=folder:PATH with images of at least "
+                              f"{c.schedule.stage_schedule[-1]}x{c.schedule.stage_schedule[-1]}") from None  # fmt: skip
+    return pipe
 
 
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop finishes the current step, saves and returns."""
+# --- hooks: each called when its interval is due ---------------------------------------------
+
+
+def due(step: int, every: int) -> bool:
+    """Whether an interval of ``every`` steps (0: never) ends at ``step``."""
+    return every > 0 and step % every == 0
+
+
+def write_samples(run: Run) -> None:
+    """A sample grid (toys: points over the critic's values) in ``samples/``."""
+    if not run.is_main:
+        return
+    if not run.config.is_toy:
+        run.latest_png = outputs.write_grid(run.dir.samples, run.step, run.sample(run.latents(64)))
+        return
+    z = run.latents(2500)[:1000]
+    real = run.pipe.toy.sample(np.random.default_rng(run.config.output.seed + 17), 1000)
+    critic = build.critic_fn(run.d_def, run.state, run.phase)
+    run.latest_png = outputs.write_toy(run.dir.samples, run.step, real, run.sample(z), critic)
+
+
+def write_stage(run: Run, phase: sched_lib.Phase) -> None:
+    """The finished stage's grid and its row of the growth strip."""
+    if run.is_main and phase.resolution is not None:
+        images = run.sample(run.latents(64), phase)
+        outputs.write_stage(run.dir.samples, phase.resolution, images,
+                            run.config.schedule.stage_schedule)  # fmt: skip
+
+
+def evaluate(run: Run) -> None:
+    from jaxgan import evaluation
+
+    c = run.config
+    record = evaluation.evaluate_generator(
+        run.sample, c.data.dataset, c.model.latent_dim, metrics=c.output.eval_metrics,
+        num_images=c.output.eval_images, resolution=run.phase.resolution, data_dir=c.data.data_dir,
+    )  # fmt: skip
+    run.logger.log({"step": run.step, **{f"eval/{k}": v for k, v in record.items()}})
+
+
+def save_checkpoint(run: Run) -> None:
+    """Checkpoint now, unless a skip streak runs or the state is not finite (then say so)."""
+    if run.step in run.checkpointer.all_steps():
+        return
+    streak = int(jax.device_get(run.state.streak))
+    if streak or not is_saveable(run.state):
+        why = (
+            f"{streak} consecutive steps skipped non-finite updates"
+            if streak
+            else "the state holds non-finite or exploded values"
+        )
+        run.logger.message(f"not saving a checkpoint at step {run.step}: {why}.")
+        return
+    run.checkpointer.save(run.step, run.state, run.meta())
+
+
+def _record(
+    run: Run, pending: list[dict[str, jax.Array]], since: tuple[float, int]
+) -> dict[str, Any]:
+    """One metrics row: step means (skips summed), totals, images/s, the phase; toys: modes."""
+    metrics, skipped = jax.device_get((pending, run.state.skipped))
+    row: dict[str, Any] = {"step": run.step, "images_seen": run.images_seen}
+    for k in metrics[0]:
+        vals = np.asarray([m[k] for m in metrics], np.float64)
+        row[k] = float(vals.sum() if k == "skipped" else vals[-1] if k == "streak" else vals.mean())
+    row["skipped_total"], row["skip_streak"] = int(skipped), int(row.pop("streak"))
+    row["images_per_sec"] = (run.images_seen - since[1]) / max(time.perf_counter() - since[0], 1e-9)
+    if run.phase.resolution is not None:
+        row.update(resolution=run.phase.resolution, alpha=run.phase.alpha,
+                   phase="fade" if run.phase.fading else "stable")  # fmt: skip
+    if run.config.is_toy:
+        from jaxgan import evaluation
+
+        fake = run.sample(run.latents(2500))
+        modes = evaluation.evaluate_images(fake, run.config.data.dataset, metrics=("modes",))
+        row.update({k: v for k, v in modes.items() if k != "num_images"})
+    return row
+
+
+def enter_phase(run: Run, phase: sched_lib.Phase) -> None:
+    """A new phase: the finished stage's images, the data at the new size, fresh optimizers."""
+    if run.phase.resolution != phase.resolution:
+        write_stage(run, run.phase)
+    run.pipe.configure(resolution=phase.resolution, batch_size=phase.batch_size)
+    if run.config.optim.reset_adam:
+        run.state = build.reset_optimizers(run.config, run.state, phase.resolution, run.mesh)
+    what = "fade into" if phase.fading else "stabilise"
+    run.logger.message(f"phase {phase.index}: {what} {phase.resolution}x{phase.resolution}, "
+                       f"batch {phase.batch_size}")  # fmt: skip
+
+
+class StopSignal:
+    """SIGINT/SIGTERM set a flag; the loop finishes the step, saves and returns. In a multi-host
+    run the hosts agree on it with one collective per step, so all stop at the same step."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -92,358 +316,99 @@ class _StopFlag:
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = signum
 
+    def requested(self) -> bool:
+        if jax.process_count() == 1:
+            return self.signum is not None
+        flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
+        self.signum = self.signum or int(np.max(flags)) or None
+        return self.signum is not None
 
-class Trainer:
-    """Start-up (checks, data, models, restore) and the loop of one run. Use :func:`train`."""
 
-    def __init__(self, config: Config, workdir: str, *, resume: bool, allow_changes: bool,
-                 quiet: bool):  # fmt: skip
-        self.config = validate(config)
-        self.dir = RunDir(workdir)
-        self.resume, self.allow_changes, self.quiet = resume, allow_changes, quiet
-        self._steps: dict[tuple[int | None, bool], Any] = {}
-        self._samplers: dict[tuple[int | None, bool], Any] = {}
-
-    # --- start-up ----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        c = self.config
-        devices = select_devices(c)
-        self.mesh = parallel.make_mesh(devices)
-        self.is_main = jax.process_index() == 0
-        self.schedule = build.Schedule(c, len(devices))
-        check_batches(c, self.schedule, len(devices))
-        self.created = self.dir.create()
-        try:
-            self._start()
-        except BaseException:
-            if self.created:
-                self.dir.remove()
-            raise
-
-    def _start(self) -> None:
-        c = self.config
-        self.checkpointer = ckpt_lib.Checkpointer(
-            self.dir.checkpoints, keep=c.output.keep_checkpoints
-        )
-        self.latest = self.checkpointer.latest_step()
-        if self.latest is not None and not self.resume:
-            raise ConfigError(
-                f"--no-resume: {self.dir.path} already holds a run (checkpoint at step "
-                f"{self.latest}); choose another --workdir or remove it."
+def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
+    """Train ``run`` to the end of its schedule, a signal, or ``max_skips`` non-finite steps."""
+    c, o, log = run.config, run.config.output, run.logger
+    due_hooks = [(o.sample_every, write_samples), (o.eval_every, evaluate),
+                 (o.ckpt_every, save_checkpoint)]  # fmt: skip
+    pending: list[dict[str, jax.Array]] = []
+    prev: dict[str, jax.Array] | None = None
+    last: dict[str, Any] = {}
+    since = (time.perf_counter(), run.images_seen)
+    exit_code, message = EXIT_OK, ""
+    while not run.schedule.done(run.images_seen):
+        phase = run.schedule.phase_at(run.images_seen)
+        if phase.index != run.phase.index:
+            enter_phase(run, phase)
+        run.phase = phase
+        reals = next(run.pipe)["x"]
+        run.state, metrics = run.train_step(phase)(run.state, reals, np.float32(phase.alpha))
+        run.step += 1
+        run.images_seen += c.loss.n_critic * phase.batch_size
+        pending.append(metrics)
+        # The previous step's streak is computed by now: reading it does not stall the device.
+        streak = int(prev["streak"]) if prev is not None else 0
+        if streak >= o.max_skips - 1:
+            streak = int(metrics["streak"])
+        prev = metrics
+        stopping = stop.requested()
+        done = run.schedule.done(run.images_seen)
+        if due(run.step, o.log_every) or done or stopping or streak >= o.max_skips:
+            last = _record(run, pending, since)
+            log.log(last)
+            pending, since = [], (time.perf_counter(), run.images_seen)
+        if streak >= o.max_skips:
+            run.checkpointer.wait()
+            good = run.checkpointer.latest_step()
+            where = (
+                f"the last good checkpoint is {run.checkpointer.step_dir(good)}"
+                if good
+                else "no checkpoint was saved"
             )
-        structural, other = self.dir.changes(c)
-        if self.latest is not None and structural:
-            raise ConfigError(
-                f"--workdir={self.dir.path} holds a run with another model or objective ("
-                + "; ".join(structural)
-                + "); use a new --workdir or the same settings."
-            )
-        if self.latest is not None and other and not self.allow_changes:
-            raise ConfigError(
-                f"--workdir={self.dir.path} holds a run with other settings ("
-                + "; ".join(other)
-                + "); rerun with the same settings, or pass "
-                "--allow_config_change to continue with the new ones (recorded in config_history.jsonl)."
-            )
-        self.changed = other
-        phase = self.schedule.phase_at(0)
-        self.pipe = self._data(phase)
-        shape = build.sample_shape(c, self.pipe.native_resolution, self.pipe.channels)
-        self.sample_shape = shape
-        self.state, self.g_def, self.d_def = build.init_state(c, shape, self.mesh)
-        zkey = jax.random.key(c.output.seed + 2)
-        self.z_fixed = jax.random.normal(zkey, (64, c.model.latent_dim))
-        self.z_toy = jax.random.normal(zkey, (2500, c.model.latent_dim))
-        self.step, self.images_seen, self.phase_index = 0, 0, 0
-        self.restored_from: str | None = None
-        if self.latest is not None:
-            self._restore()
-
-    def _data(self, phase: build.Phase):
-        from jaxgan import data
-        from jaxgan.training import schedule as prog
-
-        c = self.config
-        try:
-            pipe = data.load(
-                c.data.dataset, batch_size=phase.batch_size, resolution=phase.resolution,
-                seed=c.output.seed, mesh=self.mesh, data_dir=c.data.data_dir,
-                download=c.data.download, mirror=c.data.mirror, stack=c.loss.n_critic,
-            )  # fmt: skip
-        except ValueError as e:
-            raise ConfigError(f"--dataset={c.data.dataset}: {e}") from None
-        if c.progressive:
-            try:
-                prog.check_schedule_against_source(
-                    c.schedule.stage_schedule, pipe.native_resolution
-                )
-            except ValueError as e:
-                pipe.close()
-                raise ConfigError(
-                    f"{e} (for the paper's settings at high resolution: --config=pggan "
-                    "--dataset=folder:PATH)"
-                ) from None
-        return pipe
-
-    def _restore(self) -> None:
-        def damaged(message: str) -> None:
-            if self.is_main:
-                print(f"warning: {message}", flush=True)
-
-        try:
-            state, meta, step = self.checkpointer.restore(self.state, self.mesh, on_damaged=damaged)
-        except ckpt_lib.CheckpointError as e:
-            raise ConfigError(str(e)) from None
-        self.state, self.step = state, step
-        self.images_seen = int(meta["images_seen"])
-        self.phase_index = int(meta.get("phase_index", 0))
-        self.pipe.set_state(meta["data_state"])
-        self.restored_from = os.path.join(self.checkpointer.directory, str(step))
-
-    # --- pieces the loop calls -----------------------------------------------------------------
-
-    def compiled_step(self, phase: build.Phase):
-        key = (phase.resolution, phase.fading)
-        if key not in self._steps:
-            fn = build.train_step(self.config, self.g_def, self.d_def, *key)
-            self._steps[key] = build.jit_step(fn, self.state, self.mesh)
-        return self._steps[key]
-
-    def sample(self, z: jax.Array, phase: build.Phase) -> np.ndarray:
-        """Generated samples for ``z`` (the EMA generator when the run has one)."""
-        key = (phase.resolution, phase.fading)
-        if key not in self._samplers:
-            self._samplers[key] = build.sampler(self.g_def, *key)
-        params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
-        out = self._samplers[key](params, self.state.g_rest, z, np.float32(phase.alpha))
-        return np.asarray(jax.device_get(out))
-
-    def write_samples(self, phase: build.Phase) -> str | None:
-        if not self.is_main:
-            return None
-        if self.config.is_toy:
-            toy = self.pipe.toy
-            real = toy.sample(np.random.default_rng(self.config.output.seed + 17), 1000)
-            d = nnx.merge(self.d_def, self.state.d_params, self.state.d_rest)
-            d.eval()
-            critic = lambda x: jax.device_get(d(jax.numpy.asarray(x)))  # noqa: E731
-            fake = self.sample(self.z_toy[:1000], phase)
-            return outputs.write_toy(self.dir.samples, self.step, real, fake, critic)
-        return outputs.write_grid(self.dir.samples, self.step, self.sample(self.z_fixed, phase))
-
-    def write_stage(self, phase: build.Phase) -> None:
-        if self.is_main and phase.resolution is not None:
-            images = self.sample(self.z_fixed, phase)
-            outputs.write_stage(
-                self.dir.samples, phase.resolution, images, self.config.schedule.stage_schedule
-            )
-
-    def toy_metrics(self, phase: build.Phase) -> dict[str, Any]:
-        """The toy's mode metrics of 2,500 samples of the fixed latents (``modes/...`` keys)."""
-        from jaxgan import evaluation
-
-        fake = self.sample(self.z_toy, phase)
-        out = evaluation.evaluate_images(fake, self.config.data.dataset, metrics=("modes",))
-        out.pop("num_images")
-        return out
-
-    def evaluate(self, phase: build.Phase) -> dict[str, Any]:
-        from jaxgan import evaluation
-
-        c = self.config
-        record = evaluation.evaluate_generator(
-            lambda z: self.sample(z, phase), c.data.dataset, c.model.latent_dim,
-            metrics=c.output.eval_metrics, num_images=c.output.eval_images,
-            resolution=phase.resolution, data_dir=c.data.data_dir,
-        )  # fmt: skip
-        return {"step": self.step, **{f"eval/{k}": v for k, v in record.items()}}
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "images_seen": self.images_seen,
-            "phase_index": self.phase_index,
-            "data_state": self.pipe.get_state(),
-            "sample_shape": list(self.sample_shape),
-            "config": self.config.to_json(),
-        }
-
-    def save(self, logger: RunLogger, streak: int) -> bool:
-        """Checkpoint now unless a skip streak runs or the state is not finite (then say so)."""
-        if self.step in self.checkpointer.all_steps():
-            return True
-        reason = None
-        if streak > 0:
-            reason = f"{streak} consecutive steps skipped non-finite updates"
-        elif not ckpt_lib.is_saveable(self.state):
-            reason = "the state holds non-finite or exploded values"
-        if reason:
-            logger.message(f"not saving a checkpoint at step {self.step}: {reason}.")
-            return False
-        self.checkpointer.save(self.step, self.state, self.meta())
-        return True
-
-    def _good_checkpoint(self) -> str | None:
-        self.checkpointer.wait()
-        steps = self.checkpointer.all_steps()
-        return os.path.join(self.checkpointer.directory, str(steps[-1])) if steps else None
-
-    # --- the loop --------------------------------------------------------------------------------
-
-    def run(self) -> Summary:
-        c, o = self.config, self.config.output
-        if self.is_main:
-            self.dir.record_config(c, self.step, self.changed)
-        logger = RunLogger(
-            self.dir.path, self.schedule.total_steps(), self.step,
-            quiet=self.quiet, enabled=self.is_main,
-        )  # fmt: skip
-        if self.restored_from:
-            logger.message(
-                f"resumed from {self.restored_from} at step {self.step}, "
-                f"{self.images_seen} images seen"
-            )
-        stop = _StopFlag()
-        old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        pending: list[dict[str, jax.Array]] = []
-        last: dict[str, Any] = {}
-        streak = int(jax.device_get(self.state.streak))
-        exit_code, message, latest_png, good = EXIT_OK, "", None, None
-        t_log, img_log = time.perf_counter(), self.images_seen
-        phase = self.schedule.phase_at(self.images_seen)
-        prev_metrics = None
-        finished = False
-        try:
-            while not self.schedule.done(self.images_seen):
-                phase = self.schedule.phase_at(self.images_seen)
-                if phase.index != self.phase_index:
-                    phase = self._enter_phase(phase, logger)
-                state, metrics = self.compiled_step(phase)(
-                    self.state, next(self.pipe)["x"], np.float32(phase.alpha)
-                )
-                self.state = state
-                self.step += 1
-                self.images_seen += c.loss.n_critic * phase.batch_size
-                pending.append(metrics)
-                # The previous step's skip count is computed by now: reading it costs no stall.
-                # The current one is read only at ticks and when the streak nears max_skips.
-                if prev_metrics is not None:
-                    streak = _next_streak(streak, prev_metrics)
-                prev_metrics = metrics
-                done = self.schedule.done(self.images_seen)
-                tick = self.step % o.log_every == 0 or done or stop.signum is not None
-                if tick or streak >= o.max_skips - 1 or self.step % o.ckpt_every == 0:
-                    streak = _next_streak(streak, metrics)
-                    prev_metrics = None
-                if tick or streak >= o.max_skips:
-                    now = time.perf_counter()
-                    last = self._record(pending, phase)
-                    last["images_per_sec"] = (self.images_seen - img_log) / max(now - t_log, 1e-9)
-                    if c.is_toy:
-                        last.update(self.toy_metrics(phase))
-                    logger.log(last)
-                    pending, t_log, img_log = [], time.perf_counter(), self.images_seen
-                if streak >= o.max_skips:
-                    good = self._good_checkpoint()
-                    where = (
-                        f"the last good checkpoint is {good}" if good else "no checkpoint was saved"
-                    )
-                    message = (
-                        f"stopped at step {self.step}: {streak} consecutive steps had non-finite "
-                        f"updates (--max_skips={o.max_skips}); {where}."
-                    )
-                    logger.message(message)
-                    exit_code = EXIT_NONFINITE
-                    break
-                if o.sample_every and self.step % o.sample_every == 0:
-                    latest_png = self.write_samples(phase) or latest_png
-                if o.eval_every and self.step % o.eval_every == 0:
-                    logger.log(self.evaluate(phase))
-                if self.step % o.ckpt_every == 0:
-                    self.save(logger, streak)
-                if stop.signum is not None:
-                    logger.message(
-                        f"signal {stop.signum}: saving at step {self.step} and stopping."
-                    )
-                    break
-            if exit_code == EXIT_OK:
-                if prev_metrics is not None:
-                    streak = _next_streak(streak, prev_metrics)
-                self.save(logger, streak)
-                latest_png = self.write_samples(phase) or latest_png
-                if c.progressive and stop.signum is None:
-                    self.write_stage(phase)
-                good = self._good_checkpoint()
-            finished = True
-        finally:
-            # A failed background save surfaces here too; report it unless another error is
-            # already on its way out.
-            close_error = None
-            try:
-                self.checkpointer.close()
-            except ckpt_lib.CheckpointError as e:
-                close_error = e
-            logger.close()
-            self.pipe.close()
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
-            if close_error is not None and finished:
-                raise close_error
-        if exit_code == EXIT_OK:
-            message = self._where_message(good, latest_png)
-            if self.is_main:
-                print(message, flush=True)
-        return Summary(self.dir.path, exit_code, self.step, self.images_seen, last, good,
-                       latest_png, message)  # fmt: skip
-
-    def _enter_phase(self, phase: build.Phase, logger: RunLogger) -> build.Phase:
-        prev = self.schedule.phases()[self.phase_index]
-        if prev.resolution != phase.resolution:
-            self.write_stage(prev)
-        self.pipe.configure(resolution=phase.resolution, batch_size=phase.batch_size)
-        if self.config.optim.reset_adam:
-            self.state = build.reset_optimizers(
-                self.config, self.state, phase.resolution, self.mesh
-            )
-        self.phase_index = phase.index
-        what = "fade into" if phase.fading else "stabilise"
-        logger.message(
-            f"phase {phase.index}: {what} {phase.resolution}x{phase.resolution}, "
-            f"batch {phase.batch_size}"
-        )
-        return phase
-
-    def _record(self, pending: list[dict[str, jax.Array]], phase: build.Phase) -> dict[str, Any]:
-        metrics, skipped, streak = jax.device_get((pending, self.state.skipped, self.state.streak))
-        record: dict[str, Any] = {"step": self.step, "images_seen": self.images_seen}
-        for k in metrics[0]:
-            vals = np.asarray([m[k] for m in metrics], np.float64)
-            record[k] = float(vals.sum() if k == "skipped" else vals.mean())
-        record["skipped_total"] = int(skipped)
-        record["skip_streak"] = int(streak)
-        if phase.resolution is not None:
-            record.update(resolution=phase.resolution, alpha=phase.alpha,
-                          phase="fade" if phase.fading else "stable")  # fmt: skip
-        return record
-
-    def _where_message(self, checkpoint: str | None, latest_png: str | None) -> str:
-        rel = _short(self.dir.path)
-        lines = [f"done: step {self.step}, {self.images_seen} images seen; outputs in {rel}/"]
-        if latest_png:
-            lines.append(f"  samples:    {_short(latest_png)}")
-        if checkpoint:
-            lines.append(f"  checkpoint: {_short(checkpoint)}")
-        lines.append(f"  metrics:    {rel}/metrics.jsonl (TensorBoard: {rel}/tensorboard)")
-        lines.append(f"  evaluate:   python experiments/evaluate.py --workdir={rel}")
-        lines.append("  continue:   rerun the same command; it resumes from the latest checkpoint")
-        return "\n".join(lines)
+            message = (f"stopped at step {run.step}: {streak} consecutive steps had non-finite "
+                       f"updates (--max_skips={o.max_skips}); {where}.")  # fmt: skip
+            log.message(message)
+            exit_code = EXIT_NONFINITE
+            break
+        for every, hook in due_hooks:
+            if due(run.step, every):
+                hook(run)
+        for hook in hooks:
+            hook(run)
+        if stopping:
+            log.message(f"signal {stop.signum}: saving at step {run.step} and stopping.")
+            break
+    if exit_code == EXIT_OK:
+        save_checkpoint(run)
+        write_samples(run)
+        if c.progressive and stop.signum is None:
+            write_stage(run, run.phase)
+    run.checkpointer.wait()
+    steps = run.checkpointer.all_steps()
+    good = run.checkpointer.step_dir(steps[-1]) if steps else None
+    if exit_code == EXIT_OK:
+        message = _where(run, good)
+        if run.is_main:
+            print(message, flush=True)
+    return Summary(run.dir.path, exit_code, run.step, run.images_seen, last, good,
+                   run.latest_png, message)  # fmt: skip
 
 
-def _short(path: str) -> str:
-    """``path`` relative to the working directory when it lies below it."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+def _where(run: Run, checkpoint: str | None) -> str:
+    """The closing lines: where the outputs are and how to go on."""
+    rel = lambda p: p if os.path.relpath(p).startswith("..") else os.path.relpath(p)  # noqa: E731
+    lines = [
+        f"done: step {run.step}, {run.images_seen} images seen; outputs in {rel(run.dir.path)}/"
+    ]
+    if run.latest_png:
+        lines.append(f"  samples:    {rel(run.latest_png)}")
+    if checkpoint:
+        lines.append(f"  checkpoint: {rel(checkpoint)}")
+    lines.append(
+        f"  metrics:    {rel(run.dir.path)}/metrics.jsonl (TensorBoard: {rel(run.dir.path)}/tensorboard)"
+    )
+    lines.append(f"  evaluate:   python experiments/evaluate.py --workdir={rel(run.dir.path)}")
+    lines.append("  continue:   rerun the same command (with a larger --steps or --kimg_total to "
+                 "train longer); it resumes from the latest checkpoint")  # fmt: skip
+    return "\n".join(lines)
 
 
 def train(
@@ -453,21 +418,55 @@ def train(
     resume: bool = True,
     allow_changes: bool = False,
     quiet: bool = False,
+    hooks: Sequence[Hook] = (),
     interrupted: Callable[[], bool] = lambda: False,
 ) -> Summary:
     """Train ``config`` into ``workdir`` (default ``runs/<dataset>-<loss>-<model>``).
 
     Resumes from the newest checkpoint that restores when the directory holds the same run;
-    ``allow_changes`` lets non-structural settings differ (recorded in ``config_history.jsonl``).
-    Raises :class:`ConfigError` for bad input (nothing is left behind by a failed start), and
-    KeyboardInterrupt when ``interrupted()`` says Ctrl-C came during start-up (a new run
-    directory is then removed).
+    ``allow_changes`` lets settings that change the optimisation differ (training longer and other
+    intervals never need it; changes are recorded in ``config_history.jsonl``). ``hooks``: called
+    with the :class:`Run` after every step. Raises :class:`ConfigError` for bad input (a failed
+    start leaves nothing behind), and KeyboardInterrupt when ``interrupted()`` says Ctrl-C came
+    during start-up (a new run directory is then removed).
     """
-    trainer = Trainer(config, workdir or default_workdir(config), resume=resume,
-                      allow_changes=allow_changes, quiet=quiet)  # fmt: skip
-    trainer.start()
-    if interrupted():
-        if trainer.created and trainer.latest is None:
-            trainer.dir.remove()
-        raise KeyboardInterrupt
-    return trainer.run()
+    xla_flags.apply(announce=True)
+    run = prepare(
+        config, workdir or default_workdir(config), resume=resume, allow_changes=allow_changes
+    )
+    try:  # until the loop's own signal handlers are in place, Ctrl-C cancels the start
+        if interrupted():
+            raise KeyboardInterrupt
+        if run.is_main:
+            run.dir.record_config(run.config, run.step, list(run.changed))
+        total = run.schedule.total_steps(run.config.loss.n_critic)
+        run.logger = RunLogger(run.dir.path, total, run.step, quiet=quiet, enabled=run.is_main)
+        stop = StopSignal()
+        handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except BaseException:
+        run.pipe.close()
+        run.checkpointer.close()
+        if run.logger is not None:
+            run.logger.close()
+        if run.created and run.restored_from is None:
+            run.dir.remove()
+        raise
+    if run.restored_from:
+        run.logger.message(f"resumed from {run.restored_from} at step {run.step}, "
+                           f"{run.images_seen} images seen")  # fmt: skip
+    finished = False
+    try:
+        summary = loop(run, stop, hooks)
+        finished = True
+    finally:
+        try:  # a failed background save surfaces here; reported unless another error is on its way
+            run.checkpointer.close()
+        except CheckpointError:
+            if finished:
+                raise
+        finally:
+            run.logger.close()
+            run.pipe.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+    return summary

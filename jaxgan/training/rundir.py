@@ -13,7 +13,8 @@ import shutil
 import tempfile
 from typing import Any
 
-from jaxgan.training.config import STRUCTURAL, Config, ConfigError
+from jaxgan.errors import ConfigError
+from jaxgan.training.config import FIELDS, Config
 
 
 class RunDir:
@@ -57,19 +58,19 @@ class RunDir:
             )
         return Config.from_json(saved)
 
-    def changes(self, config: Config) -> tuple[list[str], list[str]]:
-        """(structural, other) settings on which the saved config and ``config`` differ, each as
-        ``"name: old -> new"``."""
+    def changes(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+        """The settings on which the saved config and ``config`` differ, each as ``"name: old ->
+        new"``, by what a change means on resume (the field's ``resume`` declaration): (another run,
+        another optimisation, free: training longer or other intervals)."""
         saved = self.saved_config()
         if saved is None:
-            return [], []
-        old = Config.from_json(saved).flat()
-        new = config.flat()
-        diff = [k for k in new if old.get(k) != new[k]]
-        fmt = lambda k: f"{k}: {old.get(k)!r} -> {new[k]!r}"  # noqa: E731
-        return [fmt(k) for k in diff if k in STRUCTURAL], [
-            fmt(k) for k in diff if k not in STRUCTURAL
-        ]
+            return [], [], []
+        old, new = Config.from_json(saved).flat(), config.flat()
+        out: dict[str, list[str]] = {"structural": [], "": [], "free": []}
+        for k in new:
+            if old.get(k) != new[k]:
+                out[FIELDS[k][1].metadata["resume"]].append(f"{k}: {old.get(k)!r} -> {new[k]!r}")
+        return out["structural"], out[""], out["free"]
 
     def record_config(self, config: Config, step: int, changed: list[str]) -> None:
         """Write ``config.json`` (atomically) and, when new or changed, a history line."""

@@ -15,9 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import parallel
+from jaxgan.errors import ConfigError
 from jaxgan.training import build
 from jaxgan.training import checkpoint as ckpt_lib
-from jaxgan.training.config import Config, ConfigError
+from jaxgan.training import schedule as sched_lib
+from jaxgan.training.config import Config
 from jaxgan.training.rundir import RunDir
 
 
@@ -29,7 +31,7 @@ class SavedRun:
     config: Config
     step: int
     images_seen: int
-    phase: build.Phase
+    phase: sched_lib.Phase
     state: Any
     g_def: Any
     d_def: Any
@@ -47,13 +49,7 @@ class SavedRun:
 
     def critic(self, x: np.ndarray) -> np.ndarray:
         """The critic's scores of samples ``x`` (inference mode), shape (N,)."""
-        from flax import nnx
-
-        d = nnx.merge(self.d_def, self.state.d_params, self.state.d_rest)
-        d.eval()
-        apply = build.apply_fn(self.phase.resolution, self.phase.fading)
-        out = apply(d, jnp.asarray(x, jnp.float32), jnp.float32(self.phase.alpha))
-        return np.asarray(jax.device_get(out)).reshape(len(x))
+        return build.critic_fn(self.d_def, self.state, self.phase)(x)
 
     def interpolate(self, steps: int = 8, rows: int = 4, *, seed: int = 0) -> np.ndarray:
         """Samples along spherical paths between random latents: (rows·steps, ...), row-major."""
@@ -116,5 +112,5 @@ def open_run(workdir: str, step: int | None = None) -> SavedRun:
     finally:
         checkpointer.close()
     images = int(meta["images_seen"])
-    phase = build.Schedule(config).phase_at(max(images - 1, 0))
+    phase = sched_lib.for_config(config).phase_at(max(images - 1, 0))
     return SavedRun(rundir.path, config, step, images, phase, state, g_def, d_def)

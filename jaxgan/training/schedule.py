@@ -1,10 +1,10 @@
-"""Progressive-growing schedule: stage lists, per-resolution settings and phases by images shown.
+"""A run's phases by images shown: the progressive schedule, and a plain run as one phase.
 
-Pure Python (no jax). Following Karras et al. 2018, training at each resolution is a sequence of
-phases measured in images shown to the critic: stabilise at the first resolution, then for every
-next resolution a fade-in (``alpha`` rising linearly 0 -> 1 by images shown) followed by a
-stabilisation. ``alpha`` is a function of the image count alone, so a resumed run replays the same
-trajectory.
+Following Karras et al. 2018, progressive training is a sequence of phases measured in images
+shown to the critic: stabilise at the first resolution, then for every next resolution a fade-in
+(``alpha`` rising linearly 0 -> 1 by images shown) followed by a stabilisation. ``alpha`` is a
+function of the image count alone, so a resumed run replays the same trajectory. A plain
+(non-progressive) run is one phase at resolution ``None``.
 
 Command-line helpers raise ``ValueError`` with a message naming the flag, for the caller to turn
 into a usage error (exit 2).
@@ -13,16 +13,18 @@ into a usage error (exit 2).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from jaxgan.arrays import is_power_of_two
 
 __all__ = [
+    "PAPER_PHASES",
     "Phase",
     "PhaseSchedule",
     "check_schedule_against_source",
     "default_batch_size",
+    "for_config",
     "parse_stage_schedule",
 ]
 
@@ -119,43 +121,47 @@ def check_schedule_against_source(schedule: Sequence[int], native_resolution: in
         )
 
 
-def default_batch_size(resolution: int) -> int:
-    """The paper's minibatch (Karras et al. 2018, app. A.1): 16 up to 128, 14, 6, then 3 above 512."""
-    if resolution <= 128:
-        return 16
-    if resolution <= 256:
-        return 14
-    if resolution <= 512:
-        return 6
-    return 3
+#: PGGAN's phase lengths and batches (800 kimg per fade and per stabilisation, the paper's
+#: minibatch per resolution): what a schedule grown past a preset's brings (flat config names).
+PAPER_PHASES = {"kimg_stable": 800.0, "kimg_fade": 800.0, "kimg_total": 0.0,
+                "batch_per_res": {}, "lr_per_res": {}}  # fmt: skip
+
+
+def default_batch_size(resolution: int, num_devices: int = 1) -> int:
+    """The paper's minibatch (Karras et al. 2018, app. A.1): 16 up to 128, 14, 6, then 3 above
+    512, rounded up to a multiple of ``num_devices`` (no device gets more than the paper's one-GPU
+    batch, and every phase's batch divides over 1, 2, 4 or 8 devices)."""
+    paper = 16 if resolution <= 128 else 14 if resolution <= 256 else 6 if resolution <= 512 else 3
+    return math.ceil(paper / num_devices) * num_devices
 
 
 class Phase(NamedTuple):
-    """One phase of a progressive schedule, evaluated at some image count.
+    """One phase of a run, evaluated at some image count.
 
     ``index``: position in :meth:`PhaseSchedule.phases`; ``resolution``: the stage being trained
-    (the one faded *into* during a fade); ``stage``: index of ``resolution`` in the schedule;
-    ``fading``: fade-in phase or not; ``alpha``: fade coefficient in [0, 1] (1.0 when stable);
-    ``start_images`` / ``end_images``: the phase covers ``start_images <= n < end_images``.
+    (the one faded *into* during a fade; ``None`` in a plain run); ``fading``: fade-in or not;
+    ``alpha``: fade coefficient in [0, 1] (1.0 when stable); ``batch_size``: the global batch;
+    ``start`` / ``end``: the phase covers images ``start <= n < end``.
     """
 
     index: int
-    resolution: int
-    stage: int
+    resolution: int | None
     fading: bool
     alpha: float
-    start_images: int
-    end_images: int
+    batch_size: int
+    start: int
+    end: int
 
 
 class PhaseSchedule:
-    """Stabilise / fade phases by images shown.
+    """Stabilise / fade phases by images shown, each with its batch.
 
     Phases in order: stable(r0), fade(r1), stable(r1), fade(r2), stable(r2), ... Phase lengths are
     ``round(kimg * 1000)`` images (fractions of a kimg allowed). ``kimg_fade = 0`` drops the fade
-    phases (the resolution switches at once). ``kimg_stable`` must be positive. The last stable
-    phase lasts ``kimg_stable`` too, or, with ``kimg_total > 0``, until ``kimg_total`` thousand
-    images in all (PGGAN's ``total_kimg``: the final resolution trains on after growing ends).
+    phases (the resolution switches at once). The last stable phase lasts ``kimg_stable`` too, or,
+    with ``kimg_total > 0``, until ``kimg_total`` thousand images in all (PGGAN's ``total_kimg``).
+    ``batches``: global batch per resolution (missing: :func:`default_batch_size`).
+    :meth:`plain` is a plain run's single phase.
     """
 
     def __init__(
@@ -164,6 +170,7 @@ class PhaseSchedule:
         kimg_stable: float,
         kimg_fade: float,
         kimg_total: float = 0.0,
+        batches: Mapping[int, int] | None = None,
     ) -> None:
         res = tuple(int(r) for r in resolutions)
         if not res:
@@ -171,69 +178,75 @@ class PhaseSchedule:
         for a, b in zip(res, res[1:], strict=False):
             if b != 2 * a:
                 raise ValueError(f"PhaseSchedule resolutions must double each stage, got {res}")
-        if not (math.isfinite(kimg_stable) and kimg_stable > 0):
-            raise ValueError(f"kimg_stable must be positive, got {kimg_stable}")
-        if not (math.isfinite(kimg_fade) and kimg_fade >= 0):
-            raise ValueError(f"kimg_fade must be >= 0, got {kimg_fade}")
-        stable_len = round(kimg_stable * 1000)
-        fade_len = round(kimg_fade * 1000)
-        if stable_len < 1:
-            raise ValueError(f"kimg_stable={kimg_stable} rounds to 0 images")
-        if not (math.isfinite(kimg_total) and kimg_total >= 0):
-            raise ValueError(f"kimg_total must be >= 0, got {kimg_total}")
-        self.resolutions: tuple[int, ...] = res
-        self.kimg_stable = float(kimg_stable)
-        self.kimg_fade = float(kimg_fade)
-        self.kimg_total = float(kimg_total)
-        bounds: list[tuple[int, int, bool, int, int]] = []  # (stage, res, fading, start, end)
-        start = 0
+        for name, value, low in (("kimg_stable", kimg_stable, 1e-3), ("kimg_fade", kimg_fade, 0),
+                                 ("kimg_total", kimg_total, 0)):  # fmt: skip
+            if not (math.isfinite(value) and value >= low):
+                raise ValueError(f"{name}={value} must be {'positive' if low else '>= 0'}")
+        batches = dict(batches or {})
+        bounds: list[tuple[int, bool, int]] = []  # (resolution, fading, length)
         for stage, r in enumerate(res):
-            if stage > 0 and fade_len > 0:
-                bounds.append((stage, r, True, start, start + fade_len))
-                start += fade_len
-            bounds.append((stage, r, False, start, start + stable_len))
-            start += stable_len
+            if stage > 0 and kimg_fade > 0:
+                bounds.append((r, True, round(kimg_fade * 1000)))
+            bounds.append((r, False, round(kimg_stable * 1000)))
+        phases, start = [], 0
+        for i, (r, fading, length) in enumerate(bounds):
+            batch = batches.get(r, default_batch_size(r))
+            phases.append(Phase(i, r, fading, 0.0 if fading else 1.0, batch, start, start + length))
+            start += length
         if kimg_total > 0:
-            stage, r, fading, last_start, _ = bounds[-1]
             total = round(kimg_total * 1000)
-            if total <= last_start:
+            if total <= phases[-1].start:
                 raise ValueError(
                     f"kimg_total={kimg_total} ends before the last stable phase starts "
-                    f"({last_start / 1000:g} kimg); use 0 or more than that"
+                    f"({phases[-1].start / 1000:g} kimg); use 0 or more than that"
                 )
-            bounds[-1] = (stage, r, fading, last_start, total)
-        self._bounds = tuple(bounds)
+            phases[-1] = phases[-1]._replace(end=total)
+        self._phases = tuple(phases)
 
-    def __repr__(self) -> str:
-        return (
-            f"PhaseSchedule(resolutions={list(self.resolutions)}, "
-            f"kimg_stable={self.kimg_stable}, kimg_fade={self.kimg_fade}, "
-            f"kimg_total={self.kimg_total})"
-        )
+    @classmethod
+    def plain(cls, images: int, batch_size: int) -> PhaseSchedule:
+        """A plain run: one phase of ``images`` images at resolution ``None``."""
+        schedule = cls.__new__(cls)
+        schedule._phases = (Phase(0, None, False, 1.0, batch_size, 0, images),)
+        return schedule
 
     @property
     def total_images(self) -> int:
-        """Images shown over the whole schedule (end of the last stable phase)."""
-        return self._bounds[-1][4]
+        """Images shown over the whole schedule (end of the last phase)."""
+        return self._phases[-1].end
 
     def phases(self) -> list[Phase]:
         """Every phase, in order, each evaluated at its start (``alpha`` 0 for fades, 1 stable)."""
-        return [
-            Phase(i, r, stage, fading, 0.0 if fading else 1.0, s, e)
-            for i, (stage, r, fading, s, e) in enumerate(self._bounds)
-        ]
+        return list(self._phases)
 
     def phase_at(self, images_seen: int) -> Phase:
-        """The phase a step starting after ``images_seen`` images belongs to, with its ``alpha``.
-
-        ``alpha = clip((images_seen - start) / (end - start), 0, 1)`` in a fade, 1.0 when stable.
-        At or past :attr:`total_images` the last (stable) phase is returned.
-        """
+        """The phase a step starting after ``images_seen`` images belongs to, with its ``alpha``:
+        ``clip((images_seen - start) / (end - start), 0, 1)`` in a fade, 1.0 when stable. At or
+        past :attr:`total_images` the last phase is returned."""
         n = int(images_seen)
         if n < 0:
             raise ValueError(f"images_seen must be >= 0, got {images_seen}")
-        for i, (stage, r, fading, s, e) in enumerate(self._bounds):
-            if n < e or i == len(self._bounds) - 1:
-                alpha = min(max((n - s) / (e - s), 0.0), 1.0) if fading else 1.0
-                return Phase(i, r, stage, fading, alpha, s, e)
-        raise AssertionError("unreachable")
+        p = next((p for p in self._phases if n < p.end), self._phases[-1])
+        alpha = min(max((n - p.start) / (p.end - p.start), 0.0), 1.0) if p.fading else 1.0
+        return p._replace(alpha=alpha)
+
+    def done(self, images_seen: int) -> bool:
+        return images_seen >= self.total_images
+
+    def total_steps(self, n_critic: int) -> int:
+        """Generator steps over the whole schedule (a phase ends at the first step past its end)."""
+        total, n = 0, 0
+        for p in self._phases:
+            k = max(math.ceil((p.end - n) / (p.batch_size * n_critic)), 0)
+            total, n = total + k, n + k * p.batch_size * n_critic
+        return total
+
+
+def for_config(config: Any, num_devices: int = 1) -> PhaseSchedule:
+    """The schedule of a run on ``num_devices`` devices (a plain run: ``steps`` generator steps)."""
+    s = config.schedule
+    if not config.progressive:
+        return PhaseSchedule.plain(s.steps * s.batch_size * config.loss.n_critic, s.batch_size)
+    batches = {r: s.batch_per_res.get(r, default_batch_size(r, num_devices))
+               for r in s.stage_schedule}  # fmt: skip
+    return PhaseSchedule(s.stage_schedule, s.kimg_stable, s.kimg_fade, s.kimg_total, batches)

@@ -135,7 +135,8 @@ def make_train_step(
     body on a slow path, and a ``lax.scan`` elsewhere (shorter compiles). The noise batches and the
     penalty's ε of a whole step are drawn at its start, one draw per kind.
     ``metrics``: float32 scalars — critic and generator loss, W estimate (E[f(real)] − E[f(fake)]),
-    each penalty term, gradient norms at x̂, mean real and fake scores, skipped updates.
+    each penalty term, gradient norms at x̂, mean real and fake scores, skipped updates; and
+    ``streak`` (int32), the consecutive steps with a skipped update, for the loop to stop on.
     """
     gp_scale = objective.penalty_scale()
     use_gp = objective.gp_weight > 0
@@ -231,7 +232,10 @@ def make_train_step(
             ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, g_params)
 
         skipped_now = d_skipped + (~g_ok).astype(jnp.int32)
-        metrics.update(generator_loss=g_loss, skipped=skipped_now.astype(jnp.float32))
+        streak = jnp.where(skipped_now > 0, state.streak + 1, 0)
+        metrics.update(
+            generator_loss=g_loss, skipped=skipped_now.astype(jnp.float32), streak=streak
+        )
         new_state = TrainState(
             g_params=g_params,
             g_rest=g_rest,
@@ -243,7 +247,7 @@ def make_train_step(
             key=jax.random.key_data(key),
             step=state.step + 1,
             skipped=state.skipped + skipped_now,
-            streak=jnp.where(skipped_now > 0, state.streak + 1, 0),
+            streak=streak,
         )
         return new_state, metrics
 

@@ -1,16 +1,16 @@
 """``run.py --peers``: each jaxgan benchmark case against its PyTorch reference, side by side.
 
 Per case both train steps are built at the same batch and data shapes (jaxgan through
-``cases.prepare`` on a one-device mesh, PyTorch through ``peers_torch.make_step`` with
+``cases.prepare`` on a one-device mesh, PyTorch through ``torch_models.make_step`` with
 ``--peer-threads`` = 2 threads), compiled / warmed up untimed, then timed in alternating rounds in
 this one process (a 50 ms pause before each timed block): each round
 runs k back-to-back jaxgan steps (ending in ``jax.block_until_ready``) and k' PyTorch steps, the
 side that goes first alternating every round. Reported per case: the median ms per generator
 iteration of each side, ``ratio`` = PyTorch ms / jaxgan ms (above 1: jaxgan is faster) and the
 spread of the per-round ratios. Every case has both sides: for the external references
-(``peers_torch.EXTERNAL_CASES``) the jaxgan side is jaxgan's step on the script's settings with
-NNX mirrors of the script's networks (``peers_external.py``), the PyTorch side the script's own
-iteration. See README.md.
+(``torch_models.EXTERNAL_CASES``) the jaxgan side is jaxgan's step on the script's settings with
+NNX mirrors of the script's networks (``external.py``), the PyTorch side the script's own
+iteration. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -31,24 +31,24 @@ import jax
 import measure as M  # noqa: N812
 import numpy as np
 
-from jaxgan import parallel
+from jaxgan import parallel, xla_flags
 
-INSTALL = "pip install -r benchmarks/requirements-peers.txt"
+INSTALL = "pip install -r benchmarks/peers/requirements.txt"
 GAP_S = 0.05  # pause before each timed block: the other runtime's idle workers stop spinning
-HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 
 Run = Callable[[int], None]  # run(k): k back-to-back steps, finished on return
 
 
 def load_peers() -> ModuleType | None:
-    """``peers_torch``, or None when torch cannot be imported."""
+    """:mod:`peers.torch_models`, or None when torch cannot be imported."""
     try:
         import torch  # noqa: F401
     except ImportError:
         return None
-    import peers_torch
+    from . import torch_models
 
-    return peers_torch
+    return torch_models
 
 
 def with_batch(case: K.Case, batch: int | None) -> K.Case:
@@ -75,7 +75,7 @@ def jaxgan_side(case: K.Case) -> tuple[Run, dict[str, Any]]:
 
 
 def torch_side(P: ModuleType, name: str, batch: int | None, threads: int) -> tuple[Run, dict]:
-    """``peers_torch.make_step`` (``threads`` torch threads) as ``run(k)`` and facts about it."""
+    """``torch_models.make_step`` (``threads`` torch threads) as ``run(k)`` and facts about it."""
     step = P.make_step(name, threads, batch=batch)
 
     def run(k: int) -> None:
@@ -199,6 +199,7 @@ def main(args, argv: list[str] | None) -> int:
     if P is None:
         print(f"run.py: error: --peers needs PyTorch: {INSTALL}", file=sys.stderr)
         return 2
+    xla_flags.apply(announce=True)  # before JAX starts, as for jaxgan's own cases
     names = [n.strip() for n in (args.peer_cases or ",".join(P.CASES)).split(",") if n.strip()]
     if bad := [n for n in names if n not in P.CASES]:
         raise SystemExit(
@@ -232,7 +233,7 @@ def main(args, argv: list[str] | None) -> int:
     res["load_after"], res["total_s"] = M.load_average(), time.time() - started
     res["table"] = report(res)
     print(f"\n{res['table']}\ntotal {res['total_s']:.0f} s")
-    out = args.out or os.path.join(HERE, "results", "peers.json")
+    out = args.out or os.path.join(BENCH_DIR, "results", "peers.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(res, f, indent=2)

@@ -1,12 +1,10 @@
-"""The PyTorch references of the benchmark cases (benchmarks/peers_torch.py): the same parameter
-counts and settings as jaxgan's cases, a finite step per case, and, with jaxgan's weights copied
-in, the same outputs layer for layer and the same train step; the same for the two external
-references and their NNX mirrors (benchmarks/peers_external.py). Skipped without torch."""
+"""The PyTorch references of the benchmark cases (benchmarks/peers/torch_models.py): the same
+parameter counts and settings as jaxgan's cases, a finite step per case, and, with jaxgan's weights
+copied in, the same outputs layer for layer and the same train step; the same for the two external
+references and their NNX mirrors (benchmarks/peers/external.py). Skipped without torch; CI's torch
+leg runs them (.ci/run)."""
 
 import dataclasses
-import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -16,19 +14,13 @@ torch = pytest.importorskip("torch")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
+from peers import torch_models as P  # noqa: E402, N812  (benchmarks/ on sys.path: conftest)
 
 from jaxgan import parallel  # noqa: E402
 from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator  # noqa: E402
 from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator  # noqa: E402
 from jaxgan.training import build, step  # noqa: E402
 from jaxgan.training.config import override  # noqa: E402
-
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-sys.path.insert(0, BENCH)
-try:
-    P = importlib.import_module("peers_torch")
-finally:
-    sys.path.remove(BENCH)
 
 # The parameter counts of the two repositories' scripts as published.
 EXTERNAL_COUNTS = {

@@ -1,10 +1,10 @@
-"""Flax NNX mirrors of the two external reference networks of ``peers_torch.py``: the jaxgan side
+"""Flax NNX mirrors of the two external reference networks of :mod:`peers.torch_models`: the jaxgan side
 of the ``pytorch_gan_dcgan32`` and ``wgan_gp_mnist`` peer cases, trained by jaxgan's own step.
 
-Each module has the attribute paths of its torch counterpart (``peers_torch.PyTorchGANDCGAN*``,
-``peers_torch.WGANGPMNIST*``): a torch ``nn.Sequential`` is an ``nnx.List`` whose entries keep
+Each module has the attribute paths of its torch counterpart (``torch_models.PyTorchGANDCGAN*``,
+``torch_models.WGANGPMNIST*``): a torch ``nn.Sequential`` is an ``nnx.List`` whose entries keep
 torch's indices, parameter-free layers there being plain functions, so that
-``peers_torch.copy_from_jaxgan(torch_module, nnx_module)`` maps every variable (``l1.weight`` <->
+``torch_models.copy_from_jaxgan(torch_module, nnx_module)`` maps every variable (``l1.weight`` <->
 ``l1.kernel``, ``conv_blocks.0.weight`` <-> ``conv_blocks.0.scale``, ...). Images are NHWC; the
 dense layers that write or read feature maps reshape in NHWC order (the torch mirrors carry the
 ``nhwc_out`` / ``nhwc_in`` shapes that reorder their weights). Padding is explicit where torch's
@@ -212,12 +212,12 @@ class WGANGPMNISTCritic(nnx.Module):
 # --- the cases' networks (cases.Case.models) -----------------------------------------------------
 
 PYTORCH_GAN_DOC = (
-    "benchmarks/peers_external.py: PyTorch-GAN dcgan.py at 32x32x1, latent 100 (G: Linear, BN, "
+    "benchmarks/peers/external.py: PyTorch-GAN dcgan.py at 32x32x1, latent 100 (G: Linear, BN, "
     "[up 2x, conv3, BN eps 0.8, LReLU] x 2, conv3, tanh; D: [conv3 s2, LReLU, BN eps 0.8 but "
     "the first] x 4, Linear to a logit; Dropout2d left out)"
 )
 WGAN_GP_MNIST_DOC = (
-    "benchmarks/peers_external.py: caogang/wgan-gp gan_mnist.py, DIM 64, latent 128 (G: Linear, "
+    "benchmarks/peers/external.py: caogang/wgan-gp gan_mnist.py, DIM 64, latent 128 (G: Linear, "
     "ReLU, ConvT5, crop 7x7, ReLU, ConvT5, ReLU, ConvT8 s2, sigmoid, 784; D: [conv5 s2 p2, ReLU] "
     "x 3, Linear)"
 )

@@ -1,7 +1,7 @@
 """PyTorch references of jaxgan's benchmark cases, layer for layer, and two external conv GANs
-(whose jaxgan side, Flax NNX mirrors of their networks, is ``peers_external.py``).
+(whose jaxgan side, Flax NNX mirrors of their networks, is ``peers/external.py``).
 
-Torch only at import (``pip install -r benchmarks/requirements-peers.txt``); JAX and jaxgan are
+Torch only at import (``pip install -r benchmarks/peers/requirements.txt``); JAX and jaxgan are
 imported lazily by the ``jaxgan_*`` helpers and :func:`copy_from_jaxgan`, so a timing process can
 load this module without starting JAX. Images are NCHW here (NHWC in jaxgan); every reshape of a
 dense layer to or from feature maps has its weight permuted accordingly in :func:`copy_from_jaxgan`.
@@ -28,7 +28,7 @@ Cases (networks; objective, optimizer, batch, critic updates per generator updat
 The first six mirror ``benchmarks/cases.py`` (``prog16``/``prog32`` are not benchmark cases there:
 :func:`jaxgan_case` builds them from the ``main`` preset). The last two, :data:`EXTERNAL_CASES`,
 have networks from outside jaxgan: :func:`jaxgan_case` gives them the ``dcgan-mnist5k`` preset with
-the script's objective and optimizer settings and ``peers_external``'s NNX mirrors as networks,
+the script's objective and optimizer settings and :mod:`peers.external`'s NNX mirrors as networks,
 trained by jaxgan's own step; their torch side is the script's own iteration
 (:func:`pytorch_gan_step`, :func:`wgan_gp_mnist_step`). Every case has a jaxgan side
 (:data:`JAXGAN_CASES` = :data:`CASES`). Per generator iteration
@@ -62,7 +62,7 @@ rounding):
   main job builds all its networks for 32² and trains 16² inside them.
 
 Where an external case's jaxgan side is not its script's (the networks are equal layer for layer,
-``peers_external``; the parameter counts are equal):
+:mod:`peers.external`; the parameter counts are equal):
 
 * ``pytorch_gan_dcgan32``: jaxgan's ``nsgan`` (BCE on logits, non-saturating generator loss) is
   the closest objective. The script updates G first, then D on the real batch and the same fakes;
@@ -95,8 +95,8 @@ SQRT2 = math.sqrt(2.0)
 MIRROR_CASES = ("toy", "mnist_mlp_gp", "mnist_mlp_clip", "dcgan64", "prog16", "prog32")
 EXTERNAL_CASES = ("pytorch_gan_dcgan32", "wgan_gp_mnist")  # networks from outside jaxgan
 CASES = MIRROR_CASES + EXTERNAL_CASES
-JAXGAN_CASES = CASES  # the cases with a jaxgan side: all (external ones via peers_external.py)
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+JAXGAN_CASES = CASES  # the cases with a jaxgan side: all (external ones via peers/external.py)
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 
 Shape = tuple[int, ...]
 
@@ -930,19 +930,19 @@ def make_step(
 # --- the jaxgan side (imports JAX) ----------------------------------------------------------
 
 
-def _sibling(module: str):
-    """``benchmarks/<module>.py`` (``cases``, ``peers_external``), imported with this folder on
-    ``sys.path`` (``cases`` imports its sibling ``measure``) and the path restored."""
+def _cases_module():
+    """``benchmarks/cases.py``, imported with ``benchmarks/`` on ``sys.path`` (``cases`` imports
+    its sibling ``measure``) and the path restored."""
     sys.path.insert(0, BENCH_DIR)
     try:
-        return importlib.import_module(module)
+        return importlib.import_module("cases")
     finally:
         sys.path.remove(BENCH_DIR)
 
 
-def _cases_module():
-    """``benchmarks/cases.py``."""
-    return _sibling("cases")
+def _external_module():
+    """:mod:`peers.external` (imports JAX and Flax)."""
+    return importlib.import_module(".external", __package__)
 
 
 def jaxgan_case(name: str):
@@ -950,13 +950,13 @@ def jaxgan_case(name: str):
     / ``prog32`` the ``main`` preset with ``--stage_schedule=4,...,R`` (networks built for R), its
     mnist5k shape (R, R, 1) and stable phase at R; for an external case the ``dcgan-mnist5k``
     preset with the script's objective, optimizer, batch and latent size, networks from
-    ``peers_external`` and the script's sample shape (32, 32, 1), or (784,) as ``gan_mnist.py``
+    :mod:`peers.external` and the script's sample shape (32, 32, 1), or (784,) as ``gan_mnist.py``
     feeds its networks."""
     cases = _cases_module()
     if name not in JAXGAN_CASES:
         raise ValueError(f"{name!r} has no jaxgan side; those are {', '.join(JAXGAN_CASES)}")
     if name in EXTERNAL_CASES:
-        ext = _sibling("peers_external")
+        ext = _external_module()
         if name == "pytorch_gan_dcgan32":  # nsgan: BCE on logits, the closest jaxgan objective
             o = {"loss": "nsgan", "n_critic": 1, "batch_size": 64, "latent_dim": 100,
                  "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "ema": 0.0}  # fmt: skip

@@ -1,25 +1,19 @@
-"""Smoke test of ``benchmarks/run.py --peers`` (benchmarks/peers.py): a tiny toy case against its
-PyTorch reference and one external reference, the JSON fields and the printed table; and without
-torch, the one-line error. No timing is asserted: the numbers depend on the machine and its load.
+"""Smoke test of ``benchmarks/run.py --peers`` (benchmarks/peers/runner.py): a tiny toy case
+against its PyTorch reference and one external reference, the JSON fields and the printed table;
+and without torch, the one-line error. No timing is asserted: the numbers depend on the machine and
+its load.
 """
 
 import importlib
 import json
-import os
 import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-
 
 def _run():
-    """``benchmarks/run.py`` as a module (it imports its siblings)."""
-    sys.path.insert(0, BENCH)
-    try:
-        return importlib.import_module("run")
-    finally:
-        sys.path.remove(BENCH)
+    """``benchmarks/run.py`` as a module (``benchmarks/`` is on sys.path: conftest.py)."""
+    return importlib.import_module("run")
 
 
 def test_peers_tiny(tmp_path, capsys):
@@ -64,9 +58,9 @@ def test_peers_tiny(tmp_path, capsys):
 
 def test_peers_without_torch_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
-    monkeypatch.delitem(sys.modules, "peers_torch", raising=False)
+    monkeypatch.delitem(sys.modules, "peers.torch_models", raising=False)
     out = tmp_path / "peers.json"
     assert _run().main(["--peers", "--peer-cases", "toy", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "pip install -r benchmarks/requirements-peers.txt" in err
+    assert len(err.splitlines()) == 1 and "pip install -r benchmarks/peers/requirements.txt" in err
     assert not out.exists()
