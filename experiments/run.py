@@ -3,6 +3,7 @@
 With no flags: the main preset, an offline progressive WGAN-GP on mnist5k, 4 -> 8 -> 16 -> 32.
 """
 
+import logging
 import signal
 import sys
 
@@ -27,14 +28,20 @@ def _on_sigint(signum, frame):
         raise KeyboardInterrupt
 
 
-def _quiet_lost_interrupt(unraisable, default=sys.unraisablehook):
-    if not issubclass(unraisable.exc_type, KeyboardInterrupt):  # else: remembered in the flag
-        default(unraisable)
+def _quiet_library_noise():
+    # Faults end in one line of ours. Orbax logs a failed save once per writer thread and leaves
+    # abandoned reads behind (asyncio's "never retrieved", tensorstore callbacks into a closed
+    # event loop, reported as unraisable); an interrupt JAX's callbacks swallow is in the flag.
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.FATAL)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.unraisablehook = lambda unraisable: None
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, _on_sigint)
-    sys.unraisablehook = _quiet_lost_interrupt
+    _quiet_library_noise()
     from jaxgan.training.cli import main
 
     sys.exit(main(interrupted=lambda: bool(_interrupted)))

@@ -84,6 +84,20 @@ def test_changed_settings_on_resume_are_refused_or_recorded(tmp_path, capsys):
     assert any("n_critic" in c for c in history[1]["changed"])
 
 
+def test_training_longer_resumes_without_a_flag_and_is_recorded(tmp_path, capsys):
+    wd = f"--workdir={tmp_path}"
+    assert main([*TOY, "--steps=2", wd]) == 0
+    capsys.readouterr()
+    assert main([*TOY, "--steps=4", "--log_every=1", "--ckpt_every=3", wd]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "at step 2" in out and "done: step 4" in out
+    assert [r["step"] for r in _rows(tmp_path)][-2:] == [3, 4]
+    history = [json.loads(line) for line in open(tmp_path / "config_history.jsonl")]
+    assert [h["step"] for h in history] == [0, 2]
+    assert "steps: 2 -> 4" in history[1]["changed"]
+    assert json.load(open(tmp_path / "config.json"))["schedule"]["steps"] == 4
+
+
 @pytest.mark.parametrize("dataset", ["folder:/nonexistent", "folder:EMPTY"])
 def test_a_failed_start_leaves_nothing_behind(dataset, tmp_path, capsys):
     if dataset == "folder:EMPTY":

@@ -177,6 +177,36 @@ def test_bad_flags_exit_2_with_one_clear_line(args, flag, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and flag in err, err
 
 
+def test_the_missions_command_starts_the_papers_schedule(tmp_path):
+    """``--loss=wgan-gp --stage_schedule=4,8,...,1024 --dataset=folder:PATH`` on the default preset:
+    PGGAN's phases (800 kimg each, 17 phases, batch 16 ... 3) start; stopped by a signal at step 3."""
+    from PIL import Image
+
+    from jaxgan.training.cli import parse
+    from jaxgan.training.loop import train
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), np.uint8)).save(faces / f"{i}.png")
+    config, _ = parse(["--loss=wgan-gp", "--stage_schedule=4,8,...,1024", f"--dataset=folder:{faces}",
+                       "--num_devices=1"])  # fmt: skip
+    runs = []
+
+    def stop_at_two(run):
+        runs.append(run)
+        if run.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = train(config, str(tmp_path / "run"), quiet=True, hooks=[stop_at_two])
+    phases = runs[-1].schedule.phases()
+    assert summary.exit_code == 0 and summary.step == 3 and summary.images_seen == 3 * 16
+    assert len(phases) == 17 and phases[0].end == 800_000 and phases[-1].resolution == 1024
+    assert [p.batch_size for p in phases[::2]] == [16, 16, 16, 16, 16, 16, 14, 6, 3]
+    assert summary.checkpoint and summary.checkpoint.endswith("3")
+
+
 def test_unknown_loss_exits_2_from_the_command_line():
     proc = _cli(["--loss=wgan_gp"])
     _, err = proc.communicate(timeout=120)

@@ -113,7 +113,16 @@ def test_nothing_is_changed_once_a_backend_has_started():
 
 
 ENTRY_POINTS = {  # a short run of each that gets as far as applying the flag
-    "experiments/run.py": ["--config=toy-wgan", "--print_config"],
+    "experiments/run.py": [
+        "--config=toy-wgan",
+        "--steps=1",
+        "--hidden=8,8",
+        "--batch_size=8",
+        "--quiet",
+        "--sample_every=0",
+        "--num_devices=1",
+        "--workdir={tmp}/run",
+    ],
     "experiments/evaluate.py": ["--workdir={tmp}"],  # no run there: an error after applying
     "benchmarks/run.py": ["--cases=nope"],  # an unknown case: an error after applying
     "experiments/study.py": ["--study=toys", "--cells=none-such", "--root={tmp}"],  # no runs
@@ -132,6 +141,13 @@ def test_entry_points_apply_it_and_say_so_once(script, tmp_path):
                            env=clean_env(**{xla_flags.OPT_OUT: "0"}))  # fmt: skip
     assert "jaxgan: XLA_FLAGS" not in quiet.stdout + quiet.stderr
     assert quiet.returncode == out.returncode
+
+
+def test_bad_input_is_one_line_before_anything_is_applied(tmp_path):
+    """run.py applies the flag in ``train``, after the flags are checked: a typo gets one line."""
+    cmd = [sys.executable, os.path.join(ROOT, "experiments", "run.py"), "--loss=nope"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=clean_env())
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def _calls_apply_first(source: str) -> bool:
