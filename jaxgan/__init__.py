@@ -26,7 +26,9 @@ _API = {
     "open_run": ("jaxgan.training.saved_run", "open_run"),
     "SavedRun": ("jaxgan.training.saved_run", "SavedRun"),
     "Config": ("jaxgan.training.config", "Config"),
-    "ConfigError": ("jaxgan.training.config", "ConfigError"),
+    "ConfigError": ("jaxgan.errors", "ConfigError"),
+    "CheckpointError": ("jaxgan.errors", "CheckpointError"),
+    "DataError": ("jaxgan.errors", "DataError"),
     "override": ("jaxgan.training.config", "override"),
 }
 

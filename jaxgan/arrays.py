@@ -47,3 +47,13 @@ def to_uint8(images: Any) -> Any:
     xp: Any = np if isinstance(images, np.ndarray) else jnp
     scaled = xp.rint(images.astype(xp.float32) * 127.5 + 127.5)
     return xp.clip(scaled, 0, 255).astype(xp.uint8)
+
+
+def slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
+    """Spherical interpolation between latents ``a`` and ``b`` (``(..., D)``) at ``t`` in [0, 1]
+    (broadcast): the path stays at the norms Gaussian latents have, unlike ``lerp``."""
+    norms = jnp.linalg.norm(a, axis=-1, keepdims=True) * jnp.linalg.norm(b, axis=-1, keepdims=True)
+    omega = jnp.arccos(jnp.clip(jnp.sum(a * b, -1, keepdims=True) / norms, -1.0, 1.0))
+    return (jnp.sin((1 - t) * omega) * a + jnp.sin(t * omega) * b) / jnp.maximum(
+        jnp.sin(omega), 1e-6
+    )

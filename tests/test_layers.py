@@ -184,3 +184,30 @@ def test_bf16_compute_keeps_float32_params():
     # gradients w.r.t. the float32 parameters are float32
     grads = nnx.grad(lambda m: jnp.sum(m(x).astype(jnp.float32)))(conv)
     assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+
+
+def test_slerp_follows_the_great_circle():
+    from jaxgan.arrays import slerp
+
+    e1, e2 = jnp.array([[3.0, 0.0]]), jnp.array([[0.0, 3.0]])
+    t = jnp.array([[0.0], [0.5], [1.0]])
+    out = np.asarray(slerp(e1, e2, t))
+    # a quarter circle of radius 3: the midpoint is at 45 degrees, not at the chord's middle
+    np.testing.assert_allclose(
+        out, [[3, 0], [3 / math.sqrt(2), 3 / math.sqrt(2)], [0, 3]], atol=1e-5
+    )
+
+
+def test_saved_run_interpolates_along_slerp_paths(tmp_path):
+    import jaxgan
+    from jaxgan import configs
+
+    config = jaxgan.override(configs.get("toy-wgan-gp"), steps=2, hidden=(8, 8), batch_size=8,
+                             sample_every=0, num_devices=1)  # fmt: skip
+    jaxgan.train(config, str(tmp_path), quiet=True)
+    run = jaxgan.open_run(str(tmp_path))
+    path = run.interpolate(steps=5, rows=2, seed=1)
+    assert path.shape == (10, 2)
+    k0, k1 = jax.random.split(jax.random.key(1))
+    a = jax.random.normal(k0, (2, 1, config.model.latent_dim))
+    np.testing.assert_allclose(path[::5], run.sample(z=a[:, 0]), atol=1e-6)  # each row starts at a

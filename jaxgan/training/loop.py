@@ -1,14 +1,15 @@
 """The training loop: ``train(config, workdir)`` runs a config into a run directory.
 
-:func:`prepare` turns a config into a :class:`Run` (devices, data, state, restored counters);
-:func:`loop` reads straight down: one jitted step per iteration, then the hooks that are due
-(samples, evaluation, checkpoints, the caller's own). The host reads one scalar per step, one step
-late (the skip streak, kept on the device and returned in the step's metrics), and the rest only
-at log ticks. Running the same call again resumes exactly.
+:func:`prepare` turns a config into a :class:`Run` (devices, data, state, restored counters, the
+logger); :func:`loop` reads straight down: one jitted step per iteration, then the hooks that are
+due (samples, evaluation, checkpoints, the caller's own). The host reads one scalar per step, one
+step late (the skip streak, kept on the device and returned in the step's metrics), and the rest
+only at log ticks. Running the same call again resumes exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -21,9 +22,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from jaxgan import parallel, xla_flags
+from jaxgan import parallel, samples, xla_flags
 from jaxgan.errors import CheckpointError, ConfigError
-from jaxgan.training import build, outputs
+from jaxgan.training import build
 from jaxgan.training import schedule as sched_lib
 from jaxgan.training.checkpoint import Checkpointer, is_saveable
 from jaxgan.training.config import Config, validate
@@ -37,7 +38,7 @@ Hook = Callable[["Run"], None]
 @dataclasses.dataclass(frozen=True)
 class Summary:
     """What a finished (or stopped) run returns. ``exit_code``: 0 done or stopped by a signal,
-    3 stopped on non-finite updates."""
+    3 stopped on non-finite updates; ``checkpoint`` and ``samples``: the newest ones (paths)."""
 
     workdir: str
     exit_code: int
@@ -64,15 +65,13 @@ class Run:
     d_def: Any
     sample_shape: tuple[int, ...]
     phase: sched_lib.Phase
+    logger: RunLogger | None = None
     step: int = 0
     images_seen: int = 0
     created: bool = False
     restored_from: str | None = None
-    changed: tuple[str, ...] = ()
-    logger: RunLogger | None = None
     latest_png: str | None = None
-    steps: dict = dataclasses.field(default_factory=dict)
-    samplers: dict = dataclasses.field(default_factory=dict)
+    cache: dict = dataclasses.field(default_factory=dict)
 
     @property
     def is_main(self) -> bool:
@@ -80,28 +79,28 @@ class Run:
 
     def train_step(self, phase: sched_lib.Phase) -> Callable:
         """The phase's jitted step (compiled once per resolution and fading)."""
-        key = (phase.resolution, phase.fading)
-        if key not in self.steps:
-            fn = build.train_step(self.config, self.g_def, self.d_def, *key)
-            self.steps[key] = build.jit_step(fn, self.state, self.mesh)
-        return self.steps[key]
+        key = ("step", phase.resolution, phase.fading)
+        if key not in self.cache:
+            fn = build.train_step(self.config, self.g_def, self.d_def, *key[1:])
+            self.cache[key] = build.jit_step(fn, self.state, self.mesh)
+        return self.cache[key]
 
     def sample(self, z: jax.Array, phase: sched_lib.Phase | None = None) -> np.ndarray:
         """Generated samples for ``z`` (the EMA generator when the run has one)."""
         phase = phase or self.phase
-        key = (phase.resolution, phase.fading)
-        if key not in self.samplers:
-            self.samplers[key] = build.sampler(self.g_def, *key)
+        key = ("sample", phase.resolution, phase.fading)
+        if key not in self.cache:
+            self.cache[key] = build.sampler(self.g_def, *key[1:])
         params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
-        out = self.samplers[key](params, self.state.g_rest, z, np.float32(phase.alpha))
+        out = self.cache[key](params, self.state.g_rest, z, np.float32(phase.alpha))
         return np.asarray(jax.device_get(out))
 
     def latents(self, n: int) -> jax.Array:
         """The run's fixed latents for grids (64) and toy plots and metrics (2,500)."""
-        if n not in self.samplers:
+        if n not in self.cache:
             key = jax.random.key(self.config.output.seed + 2)
-            self.samplers[n] = jax.random.normal(key, (n, self.config.model.latent_dim))
-        return self.samplers[n]
+            self.cache[n] = jax.random.normal(key, (n, self.config.model.latent_dim))
+        return self.cache[n]
 
     def meta(self) -> dict[str, Any]:
         """The JSON part of a checkpoint: counters, data position, the config."""
@@ -109,87 +108,81 @@ class Run:
                 "data_state": self.pipe.get_state(), "sample_shape": list(self.sample_shape),
                 "config": self.config.to_json()}  # fmt: skip
 
+    def close(self, *, discard: bool = False) -> None:
+        """Release the checkpointer (a failed background save raises here), logger and data;
+        ``discard``: remove the run directory if this start made it and restored nothing."""
+        try:
+            self.checkpointer.close()
+        finally:
+            if self.logger is not None:
+                self.logger.close()
+            self.pipe.close()
+            if discard and self.created and self.restored_from is None:
+                self.dir.remove()
+
 
 def default_workdir(config: Config) -> str:
     name = config.data.dataset.replace(":", "_").replace("/", "_")
     return os.path.join("runs", f"{name}-{config.loss.loss}-{config.model.model}")
 
 
-def select_devices(config: Config) -> list[jax.Device]:
-    """Initialise multi-host if asked, then the mesh's devices (``num_devices``: the first N)."""
-    d = config.devices
+def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes: bool = False,
+            quiet: bool = True) -> Run:  # fmt: skip
+    """Check the config against the devices and the run directory, open the data, build the state,
+    restore the newest good checkpoint, record the config and open the logger.
+
+    Raises ConfigError (one line) for bad input; a run directory made here is removed on failure.
+    """
+    c, d = validate(config), config.devices
     parallel.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     devices = jax.devices()
     if d.num_devices and (jax.process_count() > 1 or d.num_devices > len(devices)):
         raise ConfigError(f"--num_devices={d.num_devices}: this host has {len(devices)} devices "
                           "(and --num_devices is for single-host runs).")  # fmt: skip
-    return devices[: d.num_devices or None]
-
-
-def prepare(
-    config: Config, workdir: str, *, resume: bool = True, allow_changes: bool = False
-) -> Run:
-    """Check, open the data, build the state and restore the newest good checkpoint.
-
-    Raises ConfigError (one line) for bad input; a run directory made here is removed on failure.
-    """
-    c = validate(config)
-    devices = select_devices(c)
+    devices = devices[: d.num_devices or None]
     schedule = sched_lib.for_config(c, len(devices))
-    for p in schedule.phases():
-        if p.batch_size % len(devices):
-            flag = (
-                "--batch_size"
-                if p.resolution is None
-                else f"--batch_per_res ({p.resolution}x{p.resolution})"
-            )
-            raise ConfigError(f"{flag}: batch {p.batch_size} does not divide over the {len(devices)} "
-                              f"devices; use a multiple of {len(devices)}.")  # fmt: skip
-    rundir = RunDir(workdir)
+    for p in (p for p in schedule.phases() if p.batch_size % len(devices)):
+        flag = (
+            f"--batch_per_res ({p.resolution}x{p.resolution})" if p.resolution else "--batch_size"
+        )
+        raise ConfigError(f"{flag}: batch {p.batch_size} does not divide over the {len(devices)} "
+                          f"devices; use a multiple of {len(devices)}.")  # fmt: skip
+    rundir, opened = RunDir(workdir), contextlib.ExitStack()
     created = rundir.create()
     try:
-        return _prepare(
-            c, rundir, parallel.make_mesh(devices), schedule, created, resume, allow_changes
-        )
+        checkpointer = Checkpointer(rundir.checkpoints, keep=c.output.keep_checkpoints)
+        opened.callback(checkpointer.close)
+        latest = checkpointer.latest_step()
+        changed = rundir.check_resume(c, latest, resume=resume, allow_changes=allow_changes)
+        mesh, phase = parallel.make_mesh(devices), schedule.phase_at(0)
+        pipe = _open_data(c, mesh, phase)
+        opened.callback(pipe.close)
+        shape = build.sample_shape(c, pipe.native_resolution, pipe.channels)
+        state, g_def, d_def = build.init_state(c, shape, mesh)
+        run = Run(c, rundir, mesh, schedule, pipe, checkpointer, state, g_def, d_def, shape, phase,
+                  created=created)  # fmt: skip
+        if latest is not None:
+            warn = lambda msg: print(f"warning: {msg}", flush=True) if run.is_main else None  # noqa: E731
+            try:
+                run.state, meta, run.step = checkpointer.restore(state, mesh, on_damaged=warn)
+            except CheckpointError as e:
+                raise ConfigError(str(e)) from None
+            run.images_seen = int(meta["images_seen"])
+            run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
+            pipe.set_state(meta["data_state"])
+            run.restored_from = checkpointer.step_dir(run.step)
+        if run.is_main:
+            rundir.record_config(c, run.step, changed)
+        run.logger = RunLogger(rundir.path, schedule.total_steps(c.loss.n_critic), run.step,
+                               quiet=quiet, enabled=run.is_main)  # fmt: skip
+        opened.pop_all()
+        return run
     except BaseException:
+        with contextlib.suppress(Exception):
+            opened.close()
         if created:
             rundir.remove()
         raise
-
-
-def _prepare(c: Config, rundir: RunDir, mesh: Mesh, schedule: sched_lib.PhaseSchedule,
-             created: bool, resume: bool, allow_changes: bool) -> Run:  # fmt: skip
-    checkpointer = Checkpointer(rundir.checkpoints, keep=c.output.keep_checkpoints)
-    latest = checkpointer.latest_step()
-    if latest is not None and not resume:
-        raise ConfigError(f"--no-resume: {rundir.path} already holds a run (checkpoint at step "
-                          f"{latest}); choose another --workdir or remove it.")  # fmt: skip
-    structural, optimisation, free = rundir.changes(c)
-    if latest is not None and structural:
-        raise ConfigError(f"--workdir={rundir.path} holds a run with another model or objective "
-                          f"({'; '.join(structural)}); use a new --workdir or the same settings.")  # fmt: skip
-    if latest is not None and optimisation and not allow_changes:
-        raise ConfigError(
-            f"--workdir={rundir.path} holds a run with other settings ({'; '.join(optimisation)}); "
-            "rerun with the same settings, or pass --allow_config_change to continue with the new "
-            "ones (recorded in config_history.jsonl).")  # fmt: skip
-    phase = schedule.phase_at(0)
-    pipe = _open_data(c, mesh, phase)
-    shape = build.sample_shape(c, pipe.native_resolution, pipe.channels)
-    state, g_def, d_def = build.init_state(c, shape, mesh)
-    run = Run(c, rundir, mesh, schedule, pipe, checkpointer, state, g_def, d_def, shape, phase,
-              created=created, changed=tuple(optimisation + free))  # fmt: skip
-    if latest is not None:
-        warn = lambda msg: print(f"warning: {msg}", flush=True) if run.is_main else None  # noqa: E731
-        try:
-            run.state, meta, run.step = checkpointer.restore(state, mesh, on_damaged=warn)
-        except CheckpointError as e:
-            raise ConfigError(str(e)) from None
-        run.images_seen = int(meta["images_seen"])
-        run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
-        pipe.set_state(meta["data_state"])
-        run.restored_from = checkpointer.step_dir(run.step)
-    return run
 
 
 def _open_data(c: Config, mesh: Mesh, phase: sched_lib.Phase) -> Any:
@@ -204,14 +197,14 @@ def _open_data(c: Config, mesh: Mesh, phase: sched_lib.Phase) -> Any:
     except ValueError as e:
         raise ConfigError(f"--dataset={c.data.dataset}: {e}") from None
     if c.progressive:
+        last = c.schedule.stage_schedule[-1]
         try:
             sched_lib.check_schedule_against_source(
                 c.schedule.stage_schedule, pipe.native_resolution
             )
         except ValueError as e:
             pipe.close()
-            raise ConfigError(f"{e}; or add --dataset=folder:PATH with images of at least "
-                              f"{c.schedule.stage_schedule[-1]}x{c.schedule.stage_schedule[-1]}") from None  # fmt: skip
+            raise ConfigError(f"{e}; or add --dataset=folder:PATH with images of at least {last}x{last}") from None  # fmt: skip
     return pipe
 
 
@@ -228,20 +221,21 @@ def write_samples(run: Run) -> None:
     if not run.is_main:
         return
     if not run.config.is_toy:
-        run.latest_png = outputs.write_grid(run.dir.samples, run.step, run.sample(run.latents(64)))
+        run.latest_png = samples.write_grid(run.dir.samples, run.step, run.sample(run.latents(64)))
         return
-    z = run.latents(2500)[:1000]
     real = run.pipe.toy.sample(np.random.default_rng(run.config.output.seed + 17), 1000)
-    critic = build.critic_fn(run.d_def, run.state, run.phase)
-    run.latest_png = outputs.write_toy(run.dir.samples, run.step, real, run.sample(z), critic)
+    fake, critic = (
+        run.sample(run.latents(2500)[:1000]),
+        build.critic_fn(run.d_def, run.state, run.phase),
+    )
+    run.latest_png = samples.write_toy(run.dir.samples, run.step, real, fake, critic)
 
 
 def write_stage(run: Run, phase: sched_lib.Phase) -> None:
     """The finished stage's grid and its row of the growth strip."""
     if run.is_main and phase.resolution is not None:
         images = run.sample(run.latents(64), phase)
-        outputs.write_stage(run.dir.samples, phase.resolution, images,
-                            run.config.schedule.stage_schedule)  # fmt: skip
+        samples.write_stage(run.dir.samples, phase.resolution, images, run.config.schedule.stage_schedule)  # fmt: skip
 
 
 def evaluate(run: Run) -> None:
@@ -261,19 +255,13 @@ def save_checkpoint(run: Run) -> None:
         return
     streak = int(jax.device_get(run.state.streak))
     if streak or not is_saveable(run.state):
-        why = (
-            f"{streak} consecutive steps skipped non-finite updates"
-            if streak
-            else "the state holds non-finite or exploded values"
-        )
+        why = f"{streak} consecutive steps skipped non-finite updates" if streak else "the state holds non-finite or exploded values"  # fmt: skip
         run.logger.message(f"not saving a checkpoint at step {run.step}: {why}.")
         return
     run.checkpointer.save(run.step, run.state, run.meta())
 
 
-def _record(
-    run: Run, pending: list[dict[str, jax.Array]], since: tuple[float, int]
-) -> dict[str, Any]:
+def _record(run: Run, pending: list[dict[str, jax.Array]], since: tuple[float, int]) -> dict[str, Any]:  # fmt: skip
     """One metrics row: step means (skips summed), totals, images/s, the phase; toys: modes."""
     metrics, skipped = jax.device_get((pending, run.state.skipped))
     row: dict[str, Any] = {"step": run.step, "images_seen": run.images_seen}
@@ -302,8 +290,7 @@ def enter_phase(run: Run, phase: sched_lib.Phase) -> None:
     if run.config.optim.reset_adam:
         run.state = build.reset_optimizers(run.config, run.state, phase.resolution, run.mesh)
     what = "fade into" if phase.fading else "stabilise"
-    run.logger.message(f"phase {phase.index}: {what} {phase.resolution}x{phase.resolution}, "
-                       f"batch {phase.batch_size}")  # fmt: skip
+    run.logger.message(f"phase {phase.index}: {what} {phase.resolution}x{phase.resolution}, batch {phase.batch_size}")  # fmt: skip
 
 
 class StopSignal:
@@ -317,18 +304,16 @@ class StopSignal:
         self.signum = signum
 
     def requested(self) -> bool:
-        if jax.process_count() == 1:
-            return self.signum is not None
-        flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
-        self.signum = self.signum or int(np.max(flags)) or None
+        if jax.process_count() > 1:
+            flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
+            self.signum = self.signum or int(np.max(flags)) or None
         return self.signum is not None
 
 
 def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
     """Train ``run`` to the end of its schedule, a signal, or ``max_skips`` non-finite steps."""
     c, o, log = run.config, run.config.output, run.logger
-    due_hooks = [(o.sample_every, write_samples), (o.eval_every, evaluate),
-                 (o.ckpt_every, save_checkpoint)]  # fmt: skip
+    due_hooks = [(o.sample_every, write_samples), (o.eval_every, evaluate), (o.ckpt_every, save_checkpoint)]  # fmt: skip
     pending: list[dict[str, jax.Array]] = []
     prev: dict[str, jax.Array] | None = None
     last: dict[str, Any] = {}
@@ -348,21 +333,15 @@ def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
         streak = int(prev["streak"]) if prev is not None else 0
         if streak >= o.max_skips - 1:
             streak = int(metrics["streak"])
-        prev = metrics
-        stopping = stop.requested()
-        done = run.schedule.done(run.images_seen)
-        if due(run.step, o.log_every) or done or stopping or streak >= o.max_skips:
+        prev, stopping = metrics, stop.requested()
+        if due(run.step, o.log_every) or run.schedule.done(run.images_seen) or stopping or streak >= o.max_skips:  # fmt: skip
             last = _record(run, pending, since)
             log.log(last)
             pending, since = [], (time.perf_counter(), run.images_seen)
         if streak >= o.max_skips:
             run.checkpointer.wait()
             good = run.checkpointer.latest_step()
-            where = (
-                f"the last good checkpoint is {run.checkpointer.step_dir(good)}"
-                if good
-                else "no checkpoint was saved"
-            )
+            where = f"the last good checkpoint is {run.checkpointer.step_dir(good)}" if good else "no checkpoint was saved"  # fmt: skip
             message = (f"stopped at step {run.step}: {streak} consecutive steps had non-finite "
                        f"updates (--max_skips={o.max_skips}); {where}.")  # fmt: skip
             log.message(message)
@@ -388,39 +367,27 @@ def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
         message = _where(run, good)
         if run.is_main:
             print(message, flush=True)
-    return Summary(run.dir.path, exit_code, run.step, run.images_seen, last, good,
-                   run.latest_png, message)  # fmt: skip
+    return Summary(run.dir.path, exit_code, run.step, run.images_seen, last, good, run.latest_png, message)  # fmt: skip
 
 
 def _where(run: Run, checkpoint: str | None) -> str:
     """The closing lines: where the outputs are and how to go on."""
     rel = lambda p: p if os.path.relpath(p).startswith("..") else os.path.relpath(p)  # noqa: E731
-    lines = [
-        f"done: step {run.step}, {run.images_seen} images seen; outputs in {rel(run.dir.path)}/"
-    ]
-    if run.latest_png:
-        lines.append(f"  samples:    {rel(run.latest_png)}")
-    if checkpoint:
-        lines.append(f"  checkpoint: {rel(checkpoint)}")
-    lines.append(
-        f"  metrics:    {rel(run.dir.path)}/metrics.jsonl (TensorBoard: {rel(run.dir.path)}/tensorboard)"
-    )
-    lines.append(f"  evaluate:   python experiments/evaluate.py --workdir={rel(run.dir.path)}")
-    lines.append("  continue:   rerun the same command (with a larger --steps or --kimg_total to "
-                 "train longer); it resumes from the latest checkpoint")  # fmt: skip
-    return "\n".join(lines)
+    wd = rel(run.dir.path)
+    return "\n".join([
+        f"done: step {run.step}, {run.images_seen} images seen; outputs in {wd}/",
+        *([f"  samples:    {rel(run.latest_png)}"] if run.latest_png else []),
+        *([f"  checkpoint: {rel(checkpoint)}"] if checkpoint else []),
+        f"  metrics:    {wd}/metrics.jsonl (TensorBoard: {wd}/tensorboard)",
+        f"  evaluate:   python experiments/evaluate.py --workdir={wd}",
+        "  continue:   rerun the same command (with a larger --steps or --kimg_total to train "
+        "longer); it resumes from the latest checkpoint",
+    ])  # fmt: skip
 
 
-def train(
-    config: Config,
-    workdir: str | None = None,
-    *,
-    resume: bool = True,
-    allow_changes: bool = False,
-    quiet: bool = False,
-    hooks: Sequence[Hook] = (),
-    interrupted: Callable[[], bool] = lambda: False,
-) -> Summary:
+def train(config: Config, workdir: str | None = None, *, resume: bool = True,
+          allow_changes: bool = False, quiet: bool = False, hooks: Sequence[Hook] = (),
+          interrupted: Callable[[], bool] = lambda: False) -> Summary:  # fmt: skip
     """Train ``config`` into ``workdir`` (default ``runs/<dataset>-<loss>-<model>``).
 
     Resumes from the newest checkpoint that restores when the directory holds the same run;
@@ -430,43 +397,23 @@ def train(
     start leaves nothing behind), and KeyboardInterrupt when ``interrupted()`` says Ctrl-C came
     during start-up (a new run directory is then removed).
     """
-    xla_flags.apply(announce=True)
-    run = prepare(
-        config, workdir or default_workdir(config), resume=resume, allow_changes=allow_changes
-    )
-    try:  # until the loop's own signal handlers are in place, Ctrl-C cancels the start
-        if interrupted():
-            raise KeyboardInterrupt
-        if run.is_main:
-            run.dir.record_config(run.config, run.step, list(run.changed))
-        total = run.schedule.total_steps(run.config.loss.n_critic)
-        run.logger = RunLogger(run.dir.path, total, run.step, quiet=quiet, enabled=run.is_main)
-        stop = StopSignal()
-        handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    except BaseException:
-        run.pipe.close()
-        run.checkpointer.close()
-        if run.logger is not None:
-            run.logger.close()
-        if run.created and run.restored_from is None:
-            run.dir.remove()
-        raise
-    if run.restored_from:
-        run.logger.message(f"resumed from {run.restored_from} at step {run.step}, "
-                           f"{run.images_seen} images seen")  # fmt: skip
-    finished = False
+    xla_flags.apply(announce=True)  # before JAX starts, when this call is the first to start it
+    run = prepare(config, workdir or default_workdir(config), resume=resume,
+                  allow_changes=allow_changes, quiet=quiet)  # fmt: skip
+    stop, cancelled = StopSignal(), False
+    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if cancelled := interrupted():
+            raise KeyboardInterrupt
+        if run.restored_from:
+            run.logger.message(f"resumed from {run.restored_from} at step {run.step}, {run.images_seen} images seen")  # fmt: skip
         summary = loop(run, stop, hooks)
-        finished = True
+    except BaseException:
+        with contextlib.suppress(CheckpointError):  # another error is already on its way out
+            run.close(discard=cancelled)
+        raise
     finally:
-        try:  # a failed background save surfaces here; reported unless another error is on its way
-            run.checkpointer.close()
-        except CheckpointError:
-            if finished:
-                raise
-        finally:
-            run.logger.close()
-            run.pipe.close()
-            for s, h in handlers.items():
-                signal.signal(s, h)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    run.close()  # a failed background save surfaces here
     return summary

@@ -58,19 +58,31 @@ class RunDir:
             )
         return Config.from_json(saved)
 
-    def changes(self, config: Config) -> tuple[list[str], list[str], list[str]]:
-        """The settings on which the saved config and ``config`` differ, each as ``"name: old ->
-        new"``, by what a change means on resume (the field's ``resume`` declaration): (another run,
-        another optimisation, free: training longer or other intervals)."""
+    def check_resume(self, config: Config, latest: int | None, *, resume: bool,
+                     allow_changes: bool) -> list[str]:  # fmt: skip
+        """The settings that differ from the saved config (``"name: old -> new"``), or ConfigError
+        when a run with a checkpoint may not go on with them: another model or objective (a field
+        declared ``resume="structural"``) never, another optimisation only with
+        ``allow_changes``; free settings (training longer, other intervals) always."""
         saved = self.saved_config()
         if saved is None:
-            return [], [], []
+            return []
         old, new = Config.from_json(saved).flat(), config.flat()
-        out: dict[str, list[str]] = {"structural": [], "": [], "free": []}
-        for k in new:
-            if old.get(k) != new[k]:
-                out[FIELDS[k][1].metadata["resume"]].append(f"{k}: {old.get(k)!r} -> {new[k]!r}")
-        return out["structural"], out[""], out["free"]
+        by: dict[str, list[str]] = {"structural": [], "": [], "free": []}
+        for k in (k for k in new if old.get(k) != new[k]):
+            by[FIELDS[k][1].metadata["resume"]].append(f"{k}: {old.get(k)!r} -> {new[k]!r}")
+        if latest is not None and not resume:
+            raise ConfigError(f"--no-resume: {self.path} already holds a run (checkpoint at step "
+                              f"{latest}); choose another --workdir or remove it.")  # fmt: skip
+        if latest is not None and by["structural"]:
+            raise ConfigError(f"--workdir={self.path} holds a run with another model or objective "
+                              f"({'; '.join(by['structural'])}); use a new --workdir or the same settings.")  # fmt: skip
+        if latest is not None and by[""] and not allow_changes:
+            raise ConfigError(
+                f"--workdir={self.path} holds a run with other settings ({'; '.join(by[''])}); "
+                "rerun with the same settings, or pass --allow_config_change to continue with the "
+                "new ones (recorded in config_history.jsonl).")  # fmt: skip
+        return by[""] + by["free"]
 
     def record_config(self, config: Config, step: int, changed: list[str]) -> None:
         """Write ``config.json`` (atomically) and, when new or changed, a history line."""

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import parallel
+from jaxgan.arrays import slerp
 from jaxgan.errors import ConfigError
 from jaxgan.training import build
 from jaxgan.training import checkpoint as ckpt_lib
@@ -56,13 +57,7 @@ class SavedRun:
         k0, k1 = jax.random.split(jax.random.key(seed))
         d = self.config.model.latent_dim
         a, b = jax.random.normal(k0, (rows, 1, d)), jax.random.normal(k1, (rows, 1, d))
-        t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
-        cos = jnp.sum(a * b, -1, keepdims=True) / (
-            jnp.linalg.norm(a, axis=-1, keepdims=True) * jnp.linalg.norm(b, axis=-1, keepdims=True)
-        )
-        omega = jnp.arccos(jnp.clip(cos, -1.0, 1.0))
-        so = jnp.maximum(jnp.sin(omega), 1e-6)
-        z = (jnp.sin((1 - t) * omega) * a + jnp.sin(t * omega) * b) / so
+        z = slerp(a, b, jnp.linspace(0.0, 1.0, steps)[None, :, None])
         return self.sample(z=z.reshape(rows * steps, d))
 
     def evaluate(

@@ -28,97 +28,58 @@ __all__ = [
     "parse_stage_schedule",
 ]
 
-_SCHEDULE_FLAG = "--stage_schedule"
-_SCHEDULE_HELP = (
-    "allowed: powers of two >= 4, each the double of the one before, written out ('4,8,16') or "
-    "with an ellipsis between two written ends ('4,8,...,1024')"
-)
-
-
-def _schedule_error(text: str, why: str) -> ValueError:
-    return ValueError(f"{_SCHEDULE_FLAG}={text!r}: {why}; {_SCHEDULE_HELP}")
-
-
-def _parse_res_token(token: str, text: str) -> int:
-    try:
-        value = int(token)
-    except ValueError:
-        raise _schedule_error(text, f"{token!r} is not an integer resolution") from None
-    if value < 4:
-        raise _schedule_error(text, f"resolution {value} is below 4")
-    if not is_power_of_two(value):
-        raise _schedule_error(text, f"resolution {value} is not a power of two")
-    return value
-
-
-def _check_doubling(values: Sequence[int], text: str) -> None:
-    for a, b in zip(values, values[1:], strict=False):
-        if b != 2 * a:
-            raise _schedule_error(
-                text, f"{b} after {a} is not its double (stages must grow by exactly 2x)"
-            )
+_HELP = ("allowed: powers of two >= 4, each the double of the one before, written out ('4,8,16') "
+         "or with an ellipsis between two written ends ('4,8,...,1024')")  # fmt: skip
 
 
 def parse_stage_schedule(text: str) -> list[int]:
     """Parse ``--stage_schedule`` into a list of resolutions, e.g. ``[4, 8, 16]``.
 
     Accepted: an explicit list ``"4,8,16"`` (one entry is allowed) or the ellipsis form
-    ``"4,8,...,1024"``: at least two consecutive doublings before ``...`` and one or more after it,
-    the gap filled by doubling. Every resolution must be a power of two >= 4 and each the double of
-    the previous one. Raises ValueError naming the flag otherwise.
+    ``"4,8,...,1024"``: at least two resolutions before ``...`` and one or more after it, the gap
+    filled by doubling. Every resolution must be a power of two >= 4 and each the double of the
+    previous one. Raises ValueError naming the flag and what is allowed otherwise.
     """
-    if text is None or not str(text).strip():
-        raise _schedule_error(str(text), "the schedule is empty")
-    raw = str(text).replace("…", "...")
-    tokens = [t.strip() for t in raw.split(",")]
-    if any(not t for t in tokens):
-        raise _schedule_error(text, "empty entry (stray comma)")
-    n_ellipsis = sum(t == "..." for t in tokens)
-    if any("." in t and t != "..." for t in tokens):
-        bad = next(t for t in tokens if "." in t and t != "...")
-        raise _schedule_error(text, f"{bad!r} is neither an integer nor '...'")
-    if n_ellipsis == 0:
-        values = [_parse_res_token(t, text) for t in tokens]
-        _check_doubling(values, text)
-        return values
-    if n_ellipsis > 1:
-        raise _schedule_error(text, "'...' may appear only once")
-    i = tokens.index("...")
-    head_tokens, tail_tokens = tokens[:i], tokens[i + 1 :]
-    if len(head_tokens) < 2:
-        raise _schedule_error(
-            text, "write at least two resolutions before '...' (e.g. '4,8,...,64')"
-        )
-    if not tail_tokens:
-        raise _schedule_error(text, "'...' must be followed by the last resolution")
-    head = [_parse_res_token(t, text) for t in head_tokens]
-    tail = [_parse_res_token(t, text) for t in tail_tokens]
-    _check_doubling(head, text)
-    _check_doubling(tail, text)
-    if tail[0] <= head[-1]:
-        raise _schedule_error(
-            text, f"the resolution after '...' ({tail[0]}) must exceed the one before ({head[-1]})"
-        )
-    middle = []
-    r = head[-1] * 2
-    while r < tail[0]:
-        middle.append(r)
-        r *= 2
-    return head + middle + tail
+
+    def fail(why: str) -> ValueError:
+        return ValueError(f"--stage_schedule={text!r}: {why}; {_HELP}")
+
+    tokens = [t.strip() for t in str(text or "").replace("…", "...").split(",")]
+    if tokens == [""]:
+        raise fail("the schedule is empty")
+    values: list[Any] = []
+    for t in tokens:
+        if t == "...":
+            values.append(None)
+            continue
+        try:
+            r = int(t)
+        except ValueError:
+            raise fail(f"{t!r} is not an integer resolution" if t else "empty entry (stray comma)") from None  # fmt: skip
+        if r < 4 or not is_power_of_two(r):
+            raise fail(f"resolution {r} is {'below 4' if r < 4 else 'not a power of two'}")
+        values.append(r)
+    if None in values:
+        i = values.index(None)
+        head, tail = values[:i], values[i + 1 :]
+        if len(head) < 2 or not tail or None in tail:
+            raise fail("write '...' once, after two resolutions and before the last (e.g. '4,8,...,64')")  # fmt: skip
+        if tail[0] <= head[-1]:
+            raise fail(f"the resolution after '...' ({tail[0]}) must exceed the one before ({head[-1]})")  # fmt: skip
+        gap = range(1, int(math.log2(tail[0] // head[-1])))
+        values = head + [head[-1] * 2**k for k in gap] + tail
+    for a, b in zip(values, values[1:], strict=False):
+        if b != 2 * a:
+            raise fail(f"{b} after {a} is not its double (stages must grow by exactly 2x)")
+    return values
 
 
 def check_schedule_against_source(schedule: Sequence[int], native_resolution: int | None) -> None:
-    """ValueError (naming ``--stage_schedule``) if the schedule ends above a fixed-size source.
-
-    ``native_resolution=None`` means the source can be resized to any resolution (no check).
-    """
-    if native_resolution is None or not schedule:
-        return
-    if schedule[-1] > native_resolution:
-        raise ValueError(
-            f"{_SCHEDULE_FLAG}: the last resolution {schedule[-1]} exceeds the data source's "
-            f"native resolution {native_resolution}; end the schedule at or below it"
-        )
+    """ValueError (naming ``--stage_schedule``) if the schedule ends above a fixed-size source
+    (``native_resolution=None``: a source resized to any resolution, no check)."""
+    if native_resolution is not None and schedule and schedule[-1] > native_resolution:
+        raise ValueError(f"--stage_schedule: the last resolution {schedule[-1]} exceeds the data "
+                         f"source's native resolution {native_resolution}; end the schedule at or below it")  # fmt: skip
 
 
 #: PGGAN's phase lengths and batches (800 kimg per fade and per stabilisation, the paper's
