@@ -93,13 +93,15 @@ def test_rows_past_the_resume_step_are_dropped_and_the_rest_kept_verbatim(tmp_pa
     assert os.stat(os.path.join(wd, "metrics.jsonl")).st_mtime_ns == before.st_mtime_ns
 
 
-def test_a_fresh_start_or_a_disabled_logger_does_not_touch_the_file(tmp_path):
+def test_a_rerun_without_a_checkpoint_drops_the_dead_runs_rows(tmp_path):
+    """A run that died before its first checkpoint starts again at step 0: its rows go."""
     wd = str(tmp_path)
-    text = "".join(json.dumps({"step": s}) + "\n" for s in range(1, 4))
+    text = "".join(json.dumps({"step": s}) + "\n" for s in range(1, 4)) + '{"note": 1}\n'
     _write(wd, text)
-    RunLogger(wd, 20, 0, quiet=True, tensorboard=False).close()
-    RunLogger(wd, 20, 1, quiet=True, enabled=False).close()  # not process 0
+    RunLogger(wd, 20, 1, quiet=True, enabled=False).close()  # not process 0: never writes
     assert open(os.path.join(wd, "metrics.jsonl")).read() == text
+    RunLogger(wd, 20, 0, quiet=True, tensorboard=False).close()
+    assert _rows(wd) == [{"note": 1}]
 
 
 def test_the_rewrite_is_atomic(tmp_path, monkeypatch):
@@ -134,4 +136,4 @@ def test_tensorboard_purges_past_the_resume_step(start, tmp_path):
         for e in _events(path)
         if e.HasField("session_log") and e.session_log.status == event_pb2.SessionLog.START
     ]
-    assert starts == ([start + 1] if start > 0 else [])
+    assert starts == [start + 1]

@@ -202,10 +202,47 @@ def test_the_missions_command_starts_the_papers_schedule(tmp_path):
 
     summary = train(config, str(tmp_path / "run"), quiet=True, hooks=[stop_at_two])
     phases = runs[-1].schedule.phases()
-    assert summary.exit_code == 0 and summary.step == 3 and summary.images_seen == 3 * 16
+    assert summary.exit_code == 128 + signal.SIGINT and summary.step == 3
+    assert summary.images_seen == 3 * 16 and summary.message.startswith(
+        "stopped by SIGINT at step 3"
+    )
     assert len(phases) == 17 and phases[0].end == 800_000 and phases[-1].resolution == 1024
     assert [p.batch_size for p in phases[::2]] == [16, 16, 16, 16, 16, 16, 14, 6, 3]
     assert summary.checkpoint and summary.checkpoint.endswith("3")
+
+
+def test_a_signal_stops_saves_and_exits_128_plus_it_and_the_rerun_goes_on(tmp_path, capsys):
+    from jaxgan.training.cli import parse
+    from jaxgan.training.loop import train
+
+    config, ns = parse([*TOY, "--steps=6", "--log_every=1", f"--workdir={tmp_path}"])
+    stop = lambda run: os.kill(os.getpid(), signal.SIGTERM) if run.step == 2 else None  # noqa: E731
+    summary = train(config, ns.workdir, quiet=True, hooks=[stop])
+    out = capsys.readouterr().out
+    assert summary.exit_code == 128 + signal.SIGTERM and summary.step == 3
+    assert "stopped by SIGTERM at step 3" in out and "continue:" in out and "done:" not in out
+    assert main([*TOY, "--steps=6", "--log_every=1", f"--workdir={tmp_path}"]) == 0
+    assert "at step 3" in capsys.readouterr().out
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_killed_before_its_first_checkpoint_reruns_without_duplicate_rows(tmp_path):
+    wd = str(tmp_path / "run")
+    args = [*TOY, "--steps=8", "--log_every=2", "--ckpt_every=1000", f"--workdir={wd}"]
+    _kill_after_checkpoint(args, wd, 5)  # no checkpoint yet: rows 2 and 4 are on disk
+    assert not [s for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
+    _finish(_cli(args))
+    rows = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+
+
+def test_steps_counts_steps_after_an_allowed_batch_or_n_critic_change(tmp_path, capsys):
+    wd = f"--workdir={tmp_path}"
+    assert main([*TOY, "--steps=4", wd]) == 0
+    for change, steps in ((["--batch_size=128"], 8), (["--n_critic=2", "--batch_size=32"], 11)):
+        assert main([*TOY, f"--steps={steps}", *change, "--allow_config_change", wd]) == 0
+        assert f"done: step {steps}," in capsys.readouterr().out
 
 
 def test_unknown_loss_exits_2_from_the_command_line():

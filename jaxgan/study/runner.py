@@ -154,7 +154,7 @@ def run_one(study: Study, cell: Cell, seed: int, root: str, *,
     finally:
         if os.path.isdir(workdir):
             seconds = _add_time(workdir, time.perf_counter() - start)
-    if summary.exit_code == 0 and summary.step < config.schedule.steps:
+    if summary.exit_code >= 128:
         return None  # stopped by a signal: the checkpoint resumes it next time
     from jaxgan import evaluation as ev
 

@@ -57,9 +57,9 @@ class RunLogger:
 
     With ``quiet`` a plain line per interval goes to stdout; otherwise a tqdm progress bar shows
     step, images/s, losses and ETA. Only process 0 of a multi-host run writes (``enabled``).
-    Resuming from ``start_step`` > 0 first drops the rows of ``metrics.jsonl`` past it and opens
-    TensorBoard with ``purge_step=start_step + 1``, which hides the events a killed run wrote past
-    it: after a kill -9 and a resume there is one row per logged step.
+    Starting at ``start_step`` (the restored checkpoint's; 0 without one) first drops the rows of
+    ``metrics.jsonl`` past it and opens TensorBoard with ``purge_step=start_step + 1``, which hides
+    the events a killed run wrote past it: after a kill -9 and a rerun there is one row per step.
     """
 
     def __init__(self, workdir: str, total_steps: int, start_step: int = 0, *, quiet: bool = False,
@@ -69,8 +69,7 @@ class RunLogger:
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
-        if start_step > 0:
-            drop_rows_after(self.path, start_step)
+        drop_rows_after(self.path, start_step)  # a rerun logs them again (step 0: no checkpoint)
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -78,7 +77,7 @@ class RunLogger:
             # as the previous one (a resume from a notebook) would overwrite its file without the
             # suffix, which keeps the names distinct and in the order TensorBoard reads them.
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
-                                     purge_step=start_step + 1 if start_step > 0 else None,
+                                     purge_step=start_step + 1,
                                      filename_suffix=f".{time.time_ns():020d}")  # fmt: skip
         if not quiet:
             from tqdm import tqdm

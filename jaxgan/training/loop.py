@@ -37,8 +37,9 @@ Hook = Callable[["Run"], None]
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """What a finished (or stopped) run returns. ``exit_code``: 0 done or stopped by a signal,
-    3 stopped on non-finite updates; ``checkpoint`` and ``samples``: the newest ones (paths)."""
+    """What a finished (or stopped) run returns. ``exit_code``: 0 done, 3 stopped on non-finite
+    updates, 128 + N stopped by signal N (what schedulers that requeue jobs expect);
+    ``checkpoint`` and ``samples``: the newest ones (paths)."""
 
     workdir: str
     exit_code: int
@@ -169,12 +170,15 @@ def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes:
                 raise ConfigError(str(e)) from None
             run.images_seen = int(meta["images_seen"])
             run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
+            if not c.progressive:  # counted in steps: the batch or n_critic may have changed
+                left = max(c.schedule.steps - run.step, 0) * c.schedule.batch_size * c.loss.n_critic
+                run.schedule = schedule = sched_lib.PhaseSchedule.plain(run.images_seen + left, c.schedule.batch_size)  # fmt: skip
             pipe.set_state(meta["data_state"])
             run.restored_from = checkpointer.step_dir(run.step)
         if run.is_main:
             rundir.record_config(c, run.step, changed)
-        run.logger = RunLogger(rundir.path, schedule.total_steps(c.loss.n_critic), run.step,
-                               quiet=quiet, enabled=run.is_main)  # fmt: skip
+        total = schedule.total_steps(c.loss.n_critic) if c.progressive else c.schedule.steps
+        run.logger = RunLogger(rundir.path, total, run.step, quiet=quiet, enabled=run.is_main)
         opened.pop_all()
         return run
     except BaseException:
@@ -353,29 +357,30 @@ def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
         for hook in hooks:
             hook(run)
         if stopping:
-            log.message(f"signal {stop.signum}: saving at step {run.step} and stopping.")
+            exit_code = 128 + stop.signum
             break
-    if exit_code == EXIT_OK:
+    if exit_code != EXIT_NONFINITE:
         save_checkpoint(run)
         write_samples(run)
-        if c.progressive and stop.signum is None:
+        if c.progressive and exit_code == EXIT_OK:
             write_stage(run, run.phase)
     run.checkpointer.wait()
     steps = run.checkpointer.all_steps()
     good = run.checkpointer.step_dir(steps[-1]) if steps else None
-    if exit_code == EXIT_OK:
-        message = _where(run, good)
+    if exit_code != EXIT_NONFINITE:
+        message = _where(run, good, stop.signum)
         if run.is_main:
             print(message, flush=True)
     return Summary(run.dir.path, exit_code, run.step, run.images_seen, last, good, run.latest_png, message)  # fmt: skip
 
 
-def _where(run: Run, checkpoint: str | None) -> str:
+def _where(run: Run, checkpoint: str | None, signum: int | None) -> str:
     """The closing lines: where the outputs are and how to go on."""
     rel = lambda p: p if os.path.relpath(p).startswith("..") else os.path.relpath(p)  # noqa: E731
     wd = rel(run.dir.path)
+    how = f"stopped by {signal.Signals(signum).name} at step {run.step}" if signum else f"done: step {run.step}"  # fmt: skip
     return "\n".join([
-        f"done: step {run.step}, {run.images_seen} images seen; outputs in {wd}/",
+        f"{how}, {run.images_seen} images seen; outputs in {wd}/",
         *([f"  samples:    {rel(run.latest_png)}"] if run.latest_png else []),
         *([f"  checkpoint: {rel(checkpoint)}"] if checkpoint else []),
         f"  metrics:    {wd}/metrics.jsonl (TensorBoard: {wd}/tensorboard)",
