@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -402,7 +403,9 @@ def train(config: Config, workdir: str | None = None, *, resume: bool = True,
     start leaves nothing behind), and KeyboardInterrupt when ``interrupted()`` says Ctrl-C came
     during start-up (a new run directory is then removed).
     """
-    xla_flags.apply(announce=True)  # before JAX starts, when this call is the first to start it
+    # Before JAX starts, when this call is the first to start it; said on stdout, so that stderr
+    # holds one line for a bad input.
+    xla_flags.apply(announce=True, stream=sys.stdout)
     run = prepare(config, workdir or default_workdir(config), resume=resume,
                   allow_changes=allow_changes, quiet=quiet)  # fmt: skip
     stop, cancelled = StopSignal(), False
