@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from jaxgan.errors import ConfigError
 from jaxgan.training.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +97,59 @@ def test_training_longer_resumes_without_a_flag_and_is_recorded(tmp_path, capsys
     assert [h["step"] for h in history] == [0, 2]
     assert "steps: 2 -> 4" in history[1]["changed"]
     assert json.load(open(tmp_path / "config.json"))["schedule"]["steps"] == 4
+
+
+def test_one_trainer_per_run_directory(tmp_path):
+    """A second trainer in a held directory is refused in one line naming the holder (here: this
+    process, from inside the first run's step hook); readers never take it."""
+    import jaxgan
+    from jaxgan.training.cli import parse
+    from jaxgan.training.loop import prepare, train
+
+    config, ns = parse([*TOY, "--steps=3", "--ckpt_every=1", f"--workdir={tmp_path}"])
+    refused = []
+
+    def second_trainer(run):
+        if run.step == 2:
+            with pytest.raises(ConfigError) as e:
+                prepare(config, ns.workdir)
+            refused.append(str(e.value))
+            assert jaxgan.open_run(ns.workdir).step >= 0  # a reader is not refused
+
+    assert train(config, ns.workdir, quiet=True, hooks=[second_trainer]).exit_code == 0
+    (msg,) = refused
+    assert f"in use by PID {os.getpid()}" in msg and "one trainer per run directory" in msg
+    assert "\n" not in msg and not os.path.exists(tmp_path / "owner.json")  # given up at the end
+
+
+def test_a_holder_that_is_gone_does_not_block(tmp_path, capsys):
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    wd = tmp_path / "run"
+    wd.mkdir()
+    (wd / "owner.json").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead),
+                                               "since": "earlier"}))  # fmt: skip
+    assert main([*TOY, "--steps=2", f"--workdir={wd}"]) == 0
+    (wd / "owner.json").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": "now"}))
+    assert main([*TOY, "--steps=3", f"--workdir={wd}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "in use by PID 1 on elsewhere since now" in err
+
+
+def test_the_api_takes_a_preset_name_and_refuses_other_types_in_one_line(tmp_path):
+    import jaxgan
+    from jaxgan import configs
+
+    with pytest.raises(ConfigError, match="--hidden=64: must be comma-separated values"):
+        jaxgan.override(configs.get("toy-gan"), hidden=64)
+    with pytest.raises(ConfigError, match="a jaxgan Config or a preset name, not dict"):
+        jaxgan.train({"steps": 2}, str(tmp_path))
+    with pytest.raises(ConfigError, match="'hidden': '64' is not a list"):
+        jaxgan.Config.from_json({"model": {"hidden": "64"}})
+    with pytest.raises(ConfigError, match="--config='nope'"):
+        jaxgan.train("nope", str(tmp_path))
 
 
 @pytest.mark.parametrize("dataset", ["folder:/nonexistent", "folder:EMPTY"])

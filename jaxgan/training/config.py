@@ -230,9 +230,12 @@ def _coerce(name: str, v: Any) -> Any:
     typ, _ = field_type(name)
     if v is None:
         return None
-    if typing.get_origin(typ) is tuple:
+    kind = typing.get_origin(typ)
+    if kind in (tuple, dict) and not isinstance(v, list if kind is tuple else dict):
+        raise ConfigError(f"config key {name!r}: {v!r} is not a {'list' if kind is tuple else 'mapping'}.")  # fmt: skip
+    if kind is tuple:
         return tuple(typing.get_args(typ)[0](x) for x in v)
-    if typing.get_origin(typ) is dict:
+    if kind is dict:
         kt, vt = typing.get_args(typ)
         return {kt(k): vt(x) for k, x in v.items()}
     return v
@@ -315,9 +318,12 @@ def shown(value: Any) -> str:
 
 
 def _check_field(name: str, v: Any) -> None:
-    meta = FIELDS[name][1].metadata
-    if v is None and field_type(name)[1]:
+    meta, (typ, optional) = FIELDS[name][1].metadata, field_type(name)
+    if v is None and optional:
         return
+    kind = typing.get_origin(typ) or typ
+    if kind in (tuple, dict, str, bool) and not isinstance(v, kind):
+        raise ConfigError(f"--{name}={v!r}: must be {'comma-separated values' if kind is tuple else kind.__name__}.")  # fmt: skip
     items = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else [v]
     if meta["choices"]:
         bad = [x for x in items if x not in meta["choices"]]

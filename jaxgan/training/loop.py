@@ -119,6 +119,8 @@ class Run:
             if self.logger is not None:
                 self.logger.close()
             self.pipe.close()
+            if self.is_main:
+                self.dir.release()
             if discard and self.created and self.restored_from is None:
                 self.dir.remove()
 
@@ -151,6 +153,14 @@ def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes:
                           f"devices; use a multiple of {len(devices)}.")  # fmt: skip
     rundir, opened = RunDir(workdir), contextlib.ExitStack()
     created = rundir.create()
+    if jax.process_index() == 0:
+        try:
+            rundir.acquire()
+        except BaseException:
+            if created:
+                rundir.remove()
+            raise
+        opened.callback(rundir.release)
     try:
         checkpointer = Checkpointer(rundir.checkpoints, keep=c.output.keep_checkpoints)
         opened.callback(checkpointer.close)
@@ -391,10 +401,11 @@ def _where(run: Run, checkpoint: str | None, signum: int | None) -> str:
     ])  # fmt: skip
 
 
-def train(config: Config, workdir: str | None = None, *, resume: bool = True,
+def train(config: Config | str, workdir: str | None = None, *, resume: bool = True,
           allow_changes: bool = False, quiet: bool = False, hooks: Sequence[Hook] = (),
           interrupted: Callable[[], bool] = lambda: False) -> Summary:  # fmt: skip
-    """Train ``config`` into ``workdir`` (default ``runs/<dataset>-<loss>-<model>``).
+    """Train ``config`` (a :class:`Config` or a preset name) into ``workdir`` (default
+    ``runs/<dataset>-<loss>-<model>``).
 
     Resumes from the newest checkpoint that restores when the directory holds the same run;
     ``allow_changes`` lets settings that change the optimisation differ (training longer and other
@@ -406,6 +417,12 @@ def train(config: Config, workdir: str | None = None, *, resume: bool = True,
     # Before JAX starts, when this call is the first to start it; said on stdout, so that stderr
     # holds one line for a bad input.
     xla_flags.apply(announce=True, stream=sys.stdout)
+    if isinstance(config, str):
+        from jaxgan import configs
+
+        config = configs.load(config)
+    if not isinstance(config, Config):
+        raise ConfigError(f"train: config must be a jaxgan Config or a preset name, not {type(config).__name__}.")  # fmt: skip
     run = prepare(config, workdir or default_workdir(config), resume=resume,
                   allow_changes=allow_changes, quiet=quiet)  # fmt: skip
     stop, cancelled = StopSignal(), False

@@ -3,6 +3,7 @@
 ``<workdir>/config.json`` is the config in force; ``config_history.jsonl`` appends one line per
 start that changed it (``{"step", "changed", "config"}``), so settings changed on resume are never
 lost. ``checkpoints/``, ``samples/``, ``metrics.jsonl`` and ``tensorboard/`` hold the rest.
+``owner.json`` names the one trainer that holds the directory (host, PID, since when).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from typing import Any
 
 from jaxgan.errors import ConfigError
@@ -43,6 +46,44 @@ class RunDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def acquire(self) -> None:
+        """Hold the directory for this process (``owner.json``, made atomically). A second trainer
+        gets ConfigError naming the holder; a holder that no longer runs (same host, no such
+        process) is taken over. Readers (``open_run``, evaluation) never take it."""
+        path, host = os.path.join(self.path, "owner.json"), socket.gethostname()
+        me = {"host": host, "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    with open(path) as f:
+                        holder = json.load(f)
+                except (OSError, ValueError):  # being written this instant, or emptied by a crash
+                    holder = {} if time.time() - os.path.getmtime(path) > 5 else me | {"pid": 0}
+                if holder and (holder.get("host") != host or _alive(int(holder.get("pid", 0)))):
+                    raise ConfigError(
+                        f"--workdir={self.path} is in use by PID {holder.get('pid')} on "
+                        f"{holder.get('host')} since {holder.get('since')}: one trainer per run "
+                        f"directory; wait for it, stop it, or remove {path} if it is gone."
+                    ) from None
+                os.remove(path)  # its process is gone: a stale holder does not block
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            return
+
+    def release(self) -> None:
+        """Give the directory up (only if this process holds it)."""
+        path = os.path.join(self.path, "owner.json")
+        try:
+            with open(path) as f:
+                mine = json.load(f).get("pid") == os.getpid()
+        except (OSError, ValueError):
+            return
+        if mine:
+            os.remove(path)
 
     def saved_config(self) -> dict[str, Any] | None:
         if not os.path.exists(self.config_path):
@@ -95,3 +136,16 @@ class RunDir:
             with open(self.history_path, "a") as f:
                 line = {"step": step, "changed": changed, "config": config.to_json()}
                 f.write(json.dumps(line) + "\n")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (0: a holder still writing its file)."""
+    if pid == 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
