@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxgan.arrays import downsample2x, lerp, upsample2x
 from jaxgan.models.layers import (
     EqualizedConv,
     EqualizedDense,
     FromRGB,
     ToRGB,
-    downsample2x,
     fade_reals,
-    lerp,
     minibatch_stddev,
     pixel_norm,
-    upsample2x,
 )
 
 

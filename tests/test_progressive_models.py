@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgan.models.layers import downsample2x, lerp, upsample2x
+from jaxgan.arrays import downsample2x, lerp, upsample2x
 from jaxgan.models.progressive import ProgressiveCritic, ProgressiveGenerator, nf
 
 TINY = dict(fmap_base=64, fmap_max=16)

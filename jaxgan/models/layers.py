@@ -6,8 +6,8 @@ Everything is NHWC. Layers are Flax NNX modules; the parameter-free operations a
   run time by ``gain / sqrt(fan_in)`` (He's constant); biases start at zero.
 * ``dtype`` on a layer is the *compute* dtype (e.g. ``jnp.bfloat16``): inputs and the scaled weights
   are cast to it, parameters stay float32.
-* Pixel norm, minibatch standard deviation, nearest 2x upsampling, 2x2 average-pool downsampling and
-  the fade (``lerp``) used while a new resolution is blended in.
+* Pixel norm, minibatch standard deviation and the fade of real images while a new resolution is
+  blended in (built on :mod:`jaxgan.arrays`' ``upsample2x``, ``downsample2x`` and ``lerp``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,10 @@ __all__ = [
     "EqualizedDense",
     "FromRGB",
     "ToRGB",
-    "downsample2x",
     "fade_reals",
-    "lerp",
     "lrelu",
     "minibatch_stddev",
     "pixel_norm",
-    "upsample2x",
 ]
 
 SQRT2 = math.sqrt(2.0)

@@ -17,19 +17,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.arrays import is_power_of_two
+from jaxgan.arrays import downsample2x, is_power_of_two, lerp, upsample2x
 from jaxgan.models.layers import (
     SQRT2,
     EqualizedConv,
     EqualizedDense,
     FromRGB,
     ToRGB,
-    downsample2x,
-    lerp,
     lrelu,
     minibatch_stddev,
     pixel_norm,
-    upsample2x,
 )
 
 __all__ = ["ProgressiveCritic", "ProgressiveGenerator", "nf"]

@@ -147,17 +147,17 @@ def add_field_flags(
 
 def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     """(resolved config, run options); ConfigError for values the config rejects, naming the
-    preset when the value came from it."""
+    preset when the value came from it. ``ns.typed``: the settings the user gave."""
     ns = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(ns).items() if k in FIELDS}
+    ns.typed = {k: v for k, v in vars(ns).items() if k in FIELDS}
     if hasattr(ns, "kimg_per_phase"):
-        flags.setdefault("kimg_stable", ns.kimg_per_phase)
-        flags.setdefault("kimg_fade", ns.kimg_per_phase)
-        flags.setdefault("kimg_total", 0.0)
+        ns.typed.setdefault("kimg_stable", ns.kimg_per_phase)
+        ns.typed.setdefault("kimg_fade", ns.kimg_per_phase)
+        ns.typed.setdefault("kimg_total", 0.0)
     try:
-        return override(configs.load(ns.config), **flags), ns
+        return override(configs.load(ns.config), **ns.typed), ns
     except ConfigError as e:
-        raise ConfigError(_blame(str(e), flags, ns.config)) from None
+        raise ConfigError(_blame(str(e), ns.typed, ns.config)) from None
 
 
 def _blame(message: str, typed: dict[str, Any], preset: str) -> str:
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
             summary = train(config, ns.workdir, resume=ns.resume, quiet=ns.quiet,
                             allow_changes=ns.allow_config_change, interrupted=interrupted)  # fmt: skip
         except ConfigError as e:  # found at start-up (the data, the run directory)
-            typed = {k: v for k, v in vars(ns).items() if k in FIELDS}
-            raise ConfigError(_blame(str(e), typed, ns.config)) from None
+            raise ConfigError(_blame(str(e), ns.typed, ns.config)) from None
         return summary.exit_code
     except ConfigError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")

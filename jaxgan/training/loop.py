@@ -153,15 +153,10 @@ def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes:
                           f"devices; use a multiple of {len(devices)}.")  # fmt: skip
     rundir, opened = RunDir(workdir), contextlib.ExitStack()
     created = rundir.create()
-    if jax.process_index() == 0:
-        try:
-            rundir.acquire()
-        except BaseException:
-            if created:
-                rundir.remove()
-            raise
-        opened.callback(rundir.release)
     try:
+        if jax.process_index() == 0:
+            rundir.acquire()
+            opened.callback(rundir.release)
         checkpointer = Checkpointer(rundir.checkpoints, keep=c.output.keep_checkpoints)
         opened.callback(checkpointer.close)
         latest = checkpointer.latest_step()
@@ -183,7 +178,7 @@ def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes:
             run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
             if not c.progressive:  # counted in steps: the batch or n_critic may have changed
                 left = max(c.schedule.steps - run.step, 0) * c.schedule.batch_size * c.loss.n_critic
-                run.schedule = schedule = sched_lib.PhaseSchedule.plain(run.images_seen + left, c.schedule.batch_size)  # fmt: skip
+                run.schedule = sched_lib.PhaseSchedule.plain(run.images_seen + left, c.schedule.batch_size)  # fmt: skip
             pipe.set_state(meta["data_state"])
             run.restored_from = checkpointer.step_dir(run.step)
         if run.is_main:
@@ -310,7 +305,8 @@ def enter_phase(run: Run, phase: sched_lib.Phase) -> None:
 
 class StopSignal:
     """SIGINT/SIGTERM set a flag; the loop finishes the step, saves and returns. In a multi-host
-    run the hosts agree on it with one collective per step, so all stop at the same step."""
+    run the hosts agree on it with one collective at each log tick (not every step: it waits for
+    the device), so all stop at the same step."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -318,11 +314,14 @@ class StopSignal:
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = signum
 
-    def requested(self) -> bool:
-        if jax.process_count() > 1:
-            flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
-            self.signum = self.signum or int(np.max(flags)) or None
-        return self.signum is not None
+    def requested(self, step: int, every: int) -> bool:
+        if jax.process_count() == 1:
+            return self.signum is not None
+        if step % every:
+            return False
+        agreed = int(np.max(multihost_utils.process_allgather(np.int32(self.signum or 0))))
+        self.signum = self.signum or agreed or None
+        return agreed > 0
 
 
 def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
@@ -348,7 +347,7 @@ def loop(run: Run, stop: StopSignal, hooks: Sequence[Hook] = ()) -> Summary:
         streak = int(prev["streak"]) if prev is not None else 0
         if streak >= o.max_skips - 1:
             streak = int(metrics["streak"])
-        prev, stopping = metrics, stop.requested()
+        prev, stopping = metrics, stop.requested(run.step, o.log_every)
         if due(run.step, o.log_every) or run.schedule.done(run.images_seen) or stopping or streak >= o.max_skips:  # fmt: skip
             last = _record(run, pending, since)
             log.log(last)

@@ -8,6 +8,7 @@ lost. ``checkpoints/``, ``samples/``, ``metrics.jsonl`` and ``tensorboard/`` hol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -60,15 +61,19 @@ class RunDir:
                 try:
                     with open(path) as f:
                         holder = json.load(f)
+                except FileNotFoundError:  # given up meanwhile
+                    continue
                 except (OSError, ValueError):  # being written this instant, or emptied by a crash
-                    holder = {} if time.time() - os.path.getmtime(path) > 5 else me | {"pid": 0}
-                if holder and (holder.get("host") != host or _alive(int(holder.get("pid", 0)))):
+                    young = time.time() - os.path.getmtime(path) < 5
+                    holder = {"host": host, "pid": "?", "since": "a moment ago"} if young else {}
+                if holder and (holder.get("host") != host or _alive(holder.get("pid"))):
                     raise ConfigError(
                         f"--workdir={self.path} is in use by PID {holder.get('pid')} on "
                         f"{holder.get('host')} since {holder.get('since')}: one trainer per run "
                         f"directory; wait for it, stop it, or remove {path} if it is gone."
                     ) from None
-                os.remove(path)  # its process is gone: a stale holder does not block
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)  # its process is gone: a stale holder does not block
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
@@ -138,9 +143,9 @@ class RunDir:
                 f.write(json.dumps(line) + "\n")
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (0: a holder still writing its file)."""
-    if pid == 0 or pid == os.getpid():
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` runs on this host (not a PID: a holder still writing its file)."""
+    if not isinstance(pid, int) or pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
