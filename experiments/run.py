@@ -7,31 +7,19 @@ import logging
 import signal
 import sys
 
-_interrupted: list[int] = []
+# SIGINT/SIGTERM from the very start are recorded, never raised (an exception inside an import or
+# an orbax call leaves half-built modules or threads behind); training stops on them cleanly.
+_caught: list[int] = []
 
 
-def _importing(frame) -> bool:
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _on_sigint(signum, frame):
-    # Remembered, and raised unless a module is being imported: libraries turn an exception
-    # there into an ImportError traceback or a half-initialised extension module (an abort at
-    # exit). Start-up checks the flag, which also catches an interrupt that JAX's
-    # garbage-collection callback swallowed.
-    _interrupted.append(signum)
-    if not _importing(frame):
-        raise KeyboardInterrupt
+def _record(signum, frame):
+    _caught.append(signum)
 
 
 def _quiet_library_noise():
     # Faults end in one line of ours. Orbax logs a failed save once per writer thread and leaves
     # abandoned reads behind (asyncio's "never retrieved", tensorstore callbacks into a closed
-    # event loop, reported as unraisable); an interrupt JAX's callbacks swallow is in the flag.
+    # event loop, reported as unraisable).
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.FATAL)
@@ -40,8 +28,9 @@ def _quiet_library_noise():
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, _on_sigint)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _record)
     _quiet_library_noise()
     from jaxgan.training.cli import main
 
-    sys.exit(main(interrupted=lambda: bool(_interrupted)))
+    sys.exit(main(caught=_caught))

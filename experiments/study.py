@@ -9,25 +9,39 @@ checkpoint, finished ones are not redone. At the end (or with ``--report``): ``r
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
+PROG = "study.py"
+# SIGINT/SIGTERM are recorded, never raised (an exception inside an import or an orbax call leaves
+# half-built modules or threads behind): training stops at the next check, its jobs with it.
 _interrupted: list[int] = []
 
 CELL_FIELDS = ("dataset", "loss", "seed")  # set by each cell and run, not study-wide
 
 
-def _on_sigint(signum, frame):
+def _on_signal(signum, frame):
     _interrupted.append(signum)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line and exits with status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
 def _parser(study_names: list[str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="study.py", description=__doc__.split("\n")[0])
+    p = _Parser(prog=PROG, description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--study", default="toys", help="one of: " + ", ".join(study_names))
-    p.add_argument("--root", default=None, help="where the runs and the report go (studies/STUDY)")
+    p.add_argument("--root", default=None, help="where the runs and the report go, a directory "
+                   "made if missing (studies/STUDY)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once, each a process")
     p.add_argument("--seeds", type=int, default=None, help="at most this many seeds per cell")
     p.add_argument("--cells", default="", help="only cells whose 'dataset/objective' contains one "
@@ -41,6 +55,29 @@ def _parser(study_names: list[str]) -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv, study_names: list[str]) -> argparse.Namespace:
+    p = _parser(study_names)
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        name = extra[0].split("=", 1)[0]
+        if name.startswith("--") and name[2:] in CELL_FIELDS:
+            p.error(f"{name} is set by each cell and run of the study; choose them with --cells "
+                    "and --seeds")  # fmt: skip
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _cell_names(study) -> str:
+    """The cells' 'dataset/objective' names for a message, shortened when there are many."""
+    names = [f"{c.dataset}/{c.objective}" for c in study.cells]
+    if len(names) <= 4:
+        return "cells' names: " + ", ".join(names)
+    datasets = "|".join(dict.fromkeys(c.dataset for c in study.cells))
+    objectives = "|".join(dict.fromkeys(c.objective for c in study.cells))
+    return (f"{len(names)} cells' names, DATASET/OBJECTIVE with DATASET {datasets} and "
+            f"OBJECTIVE {objectives} (--list shows them)")  # fmt: skip
+
+
 def _selected(study, args):
     wanted = [w for w in args.cells.split(",") if w]
     out = []
@@ -52,6 +89,56 @@ def _selected(study, args):
             continue
         out.append((cell, seed, workdir, f"{name}/{seed}"))
     return out
+
+
+def _check_cells(study, args) -> None:
+    from jaxgan.errors import ConfigError
+
+    names = [f"{c.dataset}/{c.objective}" for c in study.cells]
+    unmatched = [w for w in args.cells.split(",") if w and not any(w in n for n in names)]
+    if unmatched:
+        raise ConfigError(f"--cells={args.cells!r}: {', '.join(map(repr, unmatched))} matches no "
+                          f"cell of study {study.name!r}; use parts of its {_cell_names(study)}.")  # fmt: skip
+
+
+def _check_root(study, args) -> None:
+    """--root is a directory or can become one; it holds no other study's report; with --report
+    it has finished runs. Nothing is created here."""
+    from jaxgan.errors import ConfigError
+    from jaxgan.study import runner as study_lib
+
+    root, made = args.root, "give a directory (made if missing)"
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ConfigError(f"--root={root} is a file, not a directory; {made}.")
+    above = os.path.dirname(os.path.abspath(root))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise ConfigError(f"--root={root}: {above} is a file, not a directory; {made}.")
+    other = study_lib.report_study(root)
+    if other is not None and other != study.name:
+        raise ConfigError(f"--root={root} holds the report of study {other!r} (results.json); "
+                          f"give --study={other}, or another --root for {study.name!r}.")  # fmt: skip
+    if args.report and not os.path.isdir(root):
+        raise ConfigError(f"--root={root} does not exist: nothing to report; train first (the "
+                          "same command without --report).")  # fmt: skip
+    if args.report and not any(study_lib.read_result(w) for *_, w in study.runs(root)):
+        raise ConfigError(f"--report: no finished run of study {study.name!r} under {root} yet; "
+                          "train some first (the same command without --report).")  # fmt: skip
+
+
+def _make_root(root: str) -> None:
+    """Make --root (training writes there) and try writing in it."""
+    from jaxgan.errors import ConfigError
+
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".study-", dir=root)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--root={root}: cannot write there ({e.strerror}); give a directory "
+                          "you can write (made if missing).") from None  # fmt: skip
 
 
 def _flag(name: str, value) -> str:
@@ -69,10 +156,19 @@ def _describe(r) -> str:
 
 
 def main(argv=None) -> int:
+    """Bad input: one line on stderr, exit status 2, nothing created or changed under --root.
+    A signal: stop (the jobs too), exit 128 + N; a report not written is left as it was."""
+    from jaxgan import xla_flags
+    from jaxgan.errors import ConfigError, DataError
     from jaxgan.study import runner as study_lib
-    from jaxgan.training.config import FIELDS, ConfigError
+    from jaxgan.training.config import FIELDS
 
-    args = _parser(list(study_lib.STUDIES)).parse_args(argv)
+    try:
+        args = _parse(argv, list(study_lib.STUDIES))
+    except SystemExit as e:  # --help (0), or one error line (2)
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
+    # Before JAX starts, here or in the jobs (they inherit it); on stdout: stderr is for errors.
+    xla_flags.apply(announce=True, stream=sys.stdout)
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     args.passed = [_flag(k, v) for k, v in overrides.items()]  # for the jobs
     try:
@@ -81,41 +177,106 @@ def main(argv=None) -> int:
             raise ConfigError(f"--jobs must be a positive integer, got {args.jobs}.")
         if args.seeds is not None and args.seeds < 1:
             raise ConfigError(f"--seeds must be a positive integer, got {args.seeds}.")
+        if args.root is not None and not args.root.strip():
+            raise ConfigError("--root is empty; give a directory (made if missing).")
         for cell in study.cells:  # bad overrides: one line now, not one per job
             cell.config(0, overrides)
-    except ConfigError as e:
-        sys.stderr.write(f"study.py: error: {e}\n")
+        args.root = args.root or os.path.join("studies", study.name)
+        if args.list:
+            return _list(study_lib.STUDIES)
+        if args.run is not None:  # one job of a --jobs study
+            return _job(study, args, overrides)
+        _check_cells(study, args)
+        _check_root(study, args)
+        if _interrupted:  # before anything is written
+            print(f"stopped by {signal.Signals(_interrupted[0]).name} before anything was done.")
+            return 128 + _interrupted[0]
+        if not args.report:
+            _make_root(args.root)
+    except (ConfigError, DataError) as e:
+        sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
-    args.root = args.root or os.path.join("studies", study.name)
-    if args.list:
-        for s in study_lib.STUDIES.values():
-            print(f"{s.name}: {s.description}")
-            for c in s.cells:
-                print(f"  {c.dataset}/{c.objective}: preset {c.preset}, {c.seeds} seeds")
+    except BrokenPipeError:  # --list | head
         return 0
-    from jaxgan import xla_flags
-
-    xla_flags.apply(announce=True)  # before JAX starts, here or in the jobs (they inherit it)
+    except OSError as e:  # reading --root (permissions, I/O)
+        where = f" ({e.filename})" if e.filename else ""
+        sys.stderr.write(f"{PROG}: error: --root={args.root}: {e.strerror}{where}\n")
+        return 1
     runs = _selected(study, args)
-    if args.run is not None:  # one job of a --jobs study
-        cell, seed, _, _ = next(r for r in runs if r[3] == args.run)
-        try:
-            result = study_lib.run_one(study, cell, seed, args.root, overrides=overrides,
-                                       interrupted=lambda: bool(_interrupted))  # fmt: skip
-        except KeyboardInterrupt:  # Ctrl-C during start-up: nothing trained
-            return 130
-        return 0 if result is not None else 130
     code = 0 if args.report else _train(study, runs, args)
-    if code == 130:
+    if code >= 128:
         return code
-    paths = study_lib.write_report(study, args.root)
-    from jaxgan.study import figures as study_figures
+    return _report(study, args.root) or code
 
-    paths |= study_figures.write_figures(study, args.root)
-    print(open(paths["table"]).read())
+
+def _list(studies) -> int:
+    for s in studies.values():
+        print(f"{s.name}: {s.description}")
+        for c in s.cells:
+            print(f"  {c.dataset}/{c.objective}: preset {c.preset}, {c.seeds} seeds")
+    return 0
+
+
+def _job(study, args, overrides) -> int:
+    """``--run=NAME``: train and evaluate one run (a process of ``_train``)."""
+    from jaxgan.errors import CheckpointError, ConfigError, DataError
+    from jaxgan.study import runner as study_lib
+
+    found = [r for r in _selected(study, args) if r[3] == args.run]
+    if not found:
+        raise ConfigError(f"--run={args.run!r} is not a run of study {study.name!r} "
+                          "(DATASET/OBJECTIVE/SEED; an internal flag of the jobs).")  # fmt: skip
+    cell, seed, _, _ = found[0]
+    try:
+        result = study_lib.run_one(study, cell, seed, args.root, overrides=overrides,
+                                   caught=_interrupted)  # fmt: skip
+    except (ConfigError, DataError) as e:  # found at start-up: the data, the run directory
+        sys.stderr.write(f"{PROG}: error: {args.run}: {e}\n")
+        return 2
+    except (CheckpointError, OSError) as e:  # a save or a write failed; earlier ones are intact
+        sys.stderr.write(f"{PROG}: error: {args.run}: {e}\n")
+        return 1
+    if result is not None:
+        return 0
+    return 128 + (_interrupted[0] if _interrupted else signal.SIGINT)
+
+
+def _report(study, root: str) -> int:
+    """results.json, table.md and the figures (the table also on stdout). A write that fails: one
+    line, exit 1, each file whole or as it was; a signal: stop before the next file."""
+    from jaxgan.study import figures as study_figures
+    from jaxgan.study import runner as study_lib
+
+    damaged = study_lib.damaged_results(study, root)
+    if damaged:
+        sys.stderr.write(f"{PROG}: warning: {len(damaged)} result file(s) cannot be read and are "
+                         f"left out ({damaged[0]}{' and others' if len(damaged) > 1 else ''}); "
+                         "rerun without --report to evaluate those runs again.\n")  # fmt: skip
+    built = study_lib.build_report(study, root)
+    stop = lambda: bool(_interrupted)  # noqa: E731
+    paths: dict[str, str] = {}
+    try:
+        if not stop():
+            print(built[1])
+            paths = study_lib.write_report(study, root, built)
+        try:
+            paths |= {} if stop() else study_figures.write_figures(study, root, stop=stop)
+        except ModuleNotFoundError as e:
+            if e.name != "matplotlib":
+                raise
+            sys.stderr.write(f"{PROG}: warning: no figures: matplotlib is not installed (pip "
+                             "install 'jaxgan[study]'); the table is written.\n")  # fmt: skip
+    except OSError as e:
+        sys.stderr.write(f"{PROG}: error: --root={root}: cannot write the report there "
+                         f"({e.strerror}); each file there is whole, as it was or new.\n")  # fmt: skip
+        return 1
     for name, p in paths.items():
         print(f"  {name:<11}{p}")
-    return code
+    if stop():
+        print(f"stopped by {signal.Signals(_interrupted[0]).name}: the report under {root} is not "
+              "complete (each file there is whole); rerun with --report to finish it.")  # fmt: skip
+        return 128 + _interrupted[0]
+    return 0
 
 
 def _train(study, runs, args) -> int:
@@ -134,7 +295,13 @@ def _train(study, runs, args) -> int:
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     queue = list(todo)
     done = failed = 0
+    told: set[str] = set()
     while queue or running:
+        for name, (proc, _) in running.items():  # a signal to study.py alone reaches its jobs
+            if _interrupted and name not in told:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(_interrupted[0])
+                told.add(name)
         while queue and len(running) < args.jobs and not _interrupted:
             *_, name = queue.pop(0)
             proc = subprocess.Popen([*base, f"--run={name}"], stdout=subprocess.DEVNULL)
@@ -151,13 +318,17 @@ def _train(study, runs, args) -> int:
             done += 1
             if result is not None:
                 print(f"[{done}/{len(todo)}] {name}: {_describe(result)}", flush=True)
-            elif proc.returncode not in (0, 130):
+            elif proc.returncode >= 128 and not _interrupted:
+                print(f"[{done}/{len(todo)}] {name}: stopped by a signal (exit {proc.returncode}); "
+                      "rerun to continue it", flush=True)  # fmt: skip
+            elif proc.returncode != 0 and proc.returncode < 128:
                 print(f"[{done}/{len(todo)}] {name}: failed (exit {proc.returncode}); "
                       f"see {workdir}", flush=True)  # fmt: skip
                 failed += 1
     if _interrupted:
-        print("interrupted: rerun the same command to continue (finished runs are kept).")
-        return 130
+        print(f"stopped by {signal.Signals(_interrupted[0]).name}: rerun the same command to "
+              "continue (finished runs are kept).")  # fmt: skip
+        return 128 + _interrupted[0]
     if failed:
         print(f"{failed} run(s) failed (their errors are above); the report covers the rest.")
         return 1
@@ -165,5 +336,6 @@ def _train(study, runs, args) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, _on_sigint)
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, _on_signal)
     sys.exit(main())

@@ -4,6 +4,10 @@ Used by :meth:`jaxgan.SavedRun.evaluate` (``experiments/evaluate.py``) and by th
 ``eval_every``; it takes the dataset's name, never a training config. Features for FID/KID/PR come
 from the offline digit classifier (grayscale digit datasets) or from an InceptionV3 whose weights
 file the user supplies (``--inception_weights``); these machines cannot download them.
+
+:func:`check_metrics` refuses, in one line, a metric that is unknown or does not apply to a
+dataset (SWD on the toys' 2-D points, say); ``SavedRun.evaluate`` runs it first, while
+:func:`evaluate_images` itself skips a metric that does not apply.
 """
 
 from __future__ import annotations
@@ -14,9 +18,87 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxgan.metrics import METRICS
+from jaxgan.errors import ConfigError
+from jaxgan.metrics import IN_TRAINING, METRICS
 
 DIGIT_DATASETS = ("mnist5k", "digits", "tfds:mnist", "tfds:fashion_mnist")
+
+
+def _data_kind(dataset: str) -> tuple[str, tuple[str, ...]]:
+    """How ``dataset``'s samples are described in a message, and the metrics that apply to them."""
+    from jaxgan.data.toys import TOY_NAMES, get_toy
+
+    if dataset in TOY_NAMES:
+        if len(get_toy(dataset).centers):
+            return "2-D points", ("modes",)
+        return "2-D points without modes", ()
+    if dataset in DIGIT_DATASETS or dataset == "stacked_mnist":
+        return "digit images", METRICS
+    return "images", tuple(m for m in METRICS if m != "modes")
+
+
+def applicable_metrics(dataset: str) -> tuple[str, ...]:
+    """The metrics that apply to ``dataset``'s samples, in :data:`METRICS` order.
+
+    The toys (2-D points): ``modes`` (none for ``swissroll``, which has no modes). Images: SWD,
+    MS-SSIM, FID/KID/PR (their features: the digit classifier for grayscale digits, else an
+    InceptionV3 weights file); ``modes`` for the digit datasets only.
+    """
+    return _data_kind(dataset)[1]
+
+
+def default_metrics(dataset: str, resolution: int | None) -> tuple[str, ...]:
+    """What an evaluation computes when no metric is named: those of the in-training ones (swd,
+    ms_ssim, modes) that apply to ``dataset`` and compute at ``resolution`` (MS-SSIM from 16x16,
+    the digit classifier's modes at 28x28 and 32x32)."""
+    ok = {
+        "ms_ssim": resolution is not None and resolution >= 16,
+        "modes": resolution is None or resolution in (28, 32),
+    }
+    return tuple(m for m in applicable_metrics(dataset) if m in IN_TRAINING and ok.get(m, True))
+
+
+def check_metrics(
+    metrics: Sequence[str] | str, dataset: str, *, inception_weights: str | None = None
+) -> tuple[str, ...]:
+    """``metrics`` (a string is a comma-separated list, as the ``--metrics`` flag), each once and
+    known, all applying to ``dataset``; else :class:`ConfigError` with one line that names the
+    metric and the ones that apply."""
+    if isinstance(metrics, str):
+        metrics = metrics.split(",")
+    try:
+        names = [m.strip() if isinstance(m, str) else m for m in metrics]
+    except TypeError:
+        raise ConfigError(
+            f"--metrics must be a list of metric names, not {type(metrics).__name__}."
+        ) from None
+    names = list(dict.fromkeys(m for m in names if m != ""))
+    if not names:
+        raise ConfigError(f"--metrics names no metric; choose from {', '.join(METRICS)}.")
+    if bad := [m for m in names if m not in METRICS]:
+        raise ConfigError(
+            f"--metrics: unknown metric {bad[0]!r}; choose from {', '.join(METRICS)}."
+        )
+    kind, ok = _data_kind(dataset)
+    if bad := [m for m in names if m not in ok]:
+        verb = "does" if len(bad) == 1 else "do"
+        which = f"the ones that apply: {', '.join(ok)}" if ok else "no metric applies to them"
+        raise ConfigError(
+            f"--metrics={','.join(bad)} {verb} not apply to {dataset} ({kind}); {which}."
+        )
+    if (
+        any(m in names for m in ("fid", "kid", "pr"))
+        and dataset not in DIGIT_DATASETS
+        and not inception_weights
+    ):
+        raise ConfigError(_NEED_FEATURES)
+    return tuple(names)
+
+
+_NEED_FEATURES = (
+    "--metrics fid/kid/pr need features: this dataset is not grayscale digits, so pass "
+    "--inception_weights PATH (see jaxgan/metrics/inception.py for the file)."
+)
 
 
 def generate_images(
@@ -70,11 +152,14 @@ def evaluate_images(
     """The requested metrics of generated samples ``fake`` against ``dataset``'s real data.
 
     ``fake``: (N, H, W, C) in [-1, 1] (or (N, 2) points for the toys). Returns a flat dict of floats
-    (and per-level SWD lists).
+    (and per-level SWD lists). An unknown metric is a :class:`ConfigError`; one that does not apply
+    to ``dataset`` (see :func:`check_metrics`, which refuses it) or, MS-SSIM, to samples under
+    16x16, adds nothing.
     """
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise ValueError(f"--metrics allows {', '.join(METRICS)}; got {', '.join(bad)}.")
+    if bad := [m for m in metrics if m not in METRICS]:
+        raise ConfigError(
+            f"--metrics: unknown metric {bad[0]!r}; choose from {', '.join(METRICS)}."
+        )
     out: dict[str, Any] = {"num_images": int(len(fake))}
     from jaxgan.data.toys import TOY_NAMES
 
@@ -149,10 +234,7 @@ def evaluate_images(
 
             features, name = InceptionFeatureExtractor(inception_weights).features, "inception_v3"
         else:
-            raise ValueError(
-                "--metrics fid/kid/pr need features: this dataset is not grayscale digits, so pass "
-                "--inception_weights PATH (see jaxgan/metrics/inception.py for the file)."
-            )
+            raise ConfigError(_NEED_FEATURES)
         ff, fr = np.asarray(features(fake)), np.asarray(features(real))
         out["features"] = name
         # The real-vs-real reference: a second real set of the same size against the first.

@@ -1,7 +1,6 @@
 """Faults and bad input at the run level end cleanly (issue 14): one line, an exit status, and
 nothing lost or left behind. Checkpoint-file damage itself is in test_checkpoint_faults.py."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -62,7 +61,7 @@ def test_max_skips_stops_within_the_streak_whatever_the_log_interval(tmp_path, c
     # Never saved while skipping or exploded: any checkpoint named restores and is finite.
     if "no checkpoint was saved" not in stop[0]:
         import jaxgan
-        from jaxgan.training.checkpoint import is_saveable
+        from jaxgan.training.loop import is_saveable
 
         run = jaxgan.open_run(wd)
         assert is_saveable(run.state) and str(run.step) in stop[0]
@@ -178,59 +177,59 @@ def test_unwritable_workdir_is_one_line(kind, tmp_path, capsys, request):
     assert len(err.splitlines()) == 1 and "--workdir" in err, err
 
 
-# experiments/run.py as a user starts it, with a SIGINT sent to itself in the middle of start-up
-# (once the data is open): no timing involved.
-_CTRL_C_AT_START = """
+# experiments/run.py as a user starts it, sending itself a signal at an exact point of start-up
+# (argv[1]: SIGNAME@WHERE): inside an import, once the data is open, or inside an orbax restore.
+_SIGNAL_AT = """
 import os, runpy, signal, sys
-import jaxgan.training.loop as loop
-open_data = loop._open_data
-def interrupted(*args, **kw):
-    pipe = open_data(*args, **kw)
-    os.kill(os.getpid(), signal.SIGINT)
-    return pipe
-loop._open_data = interrupted
-sys.argv = sys.argv[1:]
+name, where = sys.argv[1].split("@")
+send = lambda: os.kill(os.getpid(), getattr(signal, name))
+class Importing:
+    def find_spec(self, module, path=None, target=None):
+        if module == where:
+            send()
+sys.meta_path.insert(0, Importing())
+if where in ("open_data", "restore"):
+    import jaxgan.training.loop as loop
+    from jaxgan.training.checkpoint import Checkpointer
+    cls, attr = (loop, "_open_data") if where == "open_data" else (Checkpointer, "restore")
+    original = getattr(cls, attr)
+    def patched(*args, **kw):
+        send()
+        return original(*args, **kw)
+    setattr(cls, attr, patched)
+sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def test_ctrl_c_during_start_up_exits_130_quietly(tmp_path):
-    wd = tmp_path / "run"
+@pytest.mark.parametrize("when", ["SIGINT@tensorboardX", "SIGTERM@open_data", "SIGINT@restore"])
+def test_a_signal_during_start_up_stops_cleanly(when, tmp_path):
+    wd, resuming = tmp_path / "run", when.endswith("restore")
+    if resuming:
+        assert main([*TOY, "--steps=2", f"--workdir={wd}"]) == 0
+        before = (wd / "metrics.jsonl").read_text()
     proc = subprocess.run(
-        [sys.executable, "-c", _CTRL_C_AT_START, os.path.join(ROOT, "experiments", "run.py"),
+        [sys.executable, "-c", _SIGNAL_AT, when, os.path.join(ROOT, "experiments", "run.py"),
          *TOY, "--steps=100000", f"--workdir={wd}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 130, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 1, (
-        proc.stderr
-    )
-    assert not wd.exists()  # the new run directory was removed
+    signum = getattr(signal, when.split("@")[0])
+    assert proc.returncode == 128 + signum, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip() == "", proc.stderr
+    assert f"stopped by {signum.name} during start-up" in proc.stdout, proc.stdout
+    if resuming:  # the run is as it was: its checkpoint and metric rows
+        assert os.listdir(wd / "checkpoints") == ["2"]
+        assert (wd / "metrics.jsonl").read_text() == before
+    else:
+        assert not wd.exists()  # the new run directory was removed
 
 
-def test_ctrl_c_inside_an_import_is_remembered_not_raised(tmp_path, monkeypatch):
-    # Raised inside an import, numpy turns it into an ImportError traceback and a half-built
-    # extension module aborts at exit; run.py's handler only records it there.
-    spec = importlib.util.spec_from_file_location(
-        "_jaxgan_run", os.path.join(ROOT, "experiments", "run.py")
-    )
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
-    (tmp_path / "_sigint_mod.py").write_text(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nfor _ in range(1000): pass\nDONE = True\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    old = signal.signal(signal.SIGINT, run._on_sigint)
-    try:
-        mod = importlib.import_module("_sigint_mod")
-        assert mod.DONE and run._interrupted == [signal.SIGINT]
-        with pytest.raises(KeyboardInterrupt):  # outside an import it still raises
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):
-                pass
-    finally:
-        signal.signal(signal.SIGINT, old)
-        sys.modules.pop("_sigint_mod", None)
+def test_a_signal_before_training_starts_is_acted_on(tmp_path, capsys):
+    # What experiments/run.py's own handler caught while Python imported jaxgan.
+    wd = tmp_path / "run"
+    assert main([*TOY, "--steps=100000", f"--workdir={wd}"], caught=[signal.SIGTERM]) == 143
+    assert "stopped by SIGTERM during start-up" in capsys.readouterr().out
+    assert not wd.exists()
 
 
 def test_end_of_run_says_where_the_outputs_are(tmp_path, capsys):
@@ -253,9 +252,15 @@ def test_damaged_latest_checkpoint_falls_back_with_one_warning(tmp_path, capsys)
     out = capsys.readouterr().out
     warnings = [line for line in out.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "checkpoints/4" in warnings[0], out
-    assert "at step 2" in out
-    assert os.path.isdir(os.path.join(wd, "checkpoints", "4"))  # left on disk
+    assert "at step 2" in out and "moved aside to" in warnings[0]
+    ckpts = os.path.join(wd, "checkpoints")
+    assert os.path.isdir(os.path.join(ckpts, "4.damaged"))  # kept, out of the way
     assert [r["step"] for r in _rows(wd)] == [2, 4, 6]  # the rows past step 2 were superseded
+    assert sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) == [2, 4, 6]  # healed
+    capsys.readouterr()
+    assert main([*args, "--steps=6"]) == 0  # and the next rerun has nothing to repeat
+    out = capsys.readouterr().out
+    assert "warning" not in out and "at step 6" in out, out
     # Every checkpoint damaged: one line, non-zero, never called a config mismatch.
     for step in os.listdir(os.path.join(wd, "checkpoints")):
         meta = os.path.join(wd, "checkpoints", step, "meta", "metadata")
@@ -291,3 +296,36 @@ def test_disk_full_during_a_run_is_one_line_and_keeps_checkpoints(tmp_path, caps
         assert jaxgan.open_run(wd).step == steps[-1]  # the newest one restores
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", "", '{"model": [1]}', "{bad", '{"model": {"hidden": "64"}}'])  # fmt: skip
+def test_config_files_that_are_not_configs_are_one_line(text, tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    assert main([f"--config={path}", f"--workdir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--config={path}:" in err, err
+
+
+@pytest.mark.parametrize("text", ["", "[1]", '{"loss": {"loss": 3}}'])
+def test_a_damaged_config_json_in_a_run_is_one_line_for_trainer_and_readers(text, tmp_path, capsys):
+    import jaxgan
+
+    wd = tmp_path / "run"
+    assert main([*TOY, "--steps=2", f"--workdir={wd}"]) == 0
+    (wd / "config.json").write_text(text)
+    capsys.readouterr()
+    assert main([*TOY, "--steps=4", f"--workdir={wd}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{wd / 'config.json'}" in err, err
+    with pytest.raises(ConfigError, match="config.json"):
+        jaxgan.open_run(str(wd))
+    assert os.listdir(wd / "checkpoints") == ["2"]  # nothing lost
+
+
+def test_another_seed_on_resume_starts_a_new_data_order(tmp_path, capsys):
+    wd = str(tmp_path / "run")
+    assert main([*TOY, "--steps=2", f"--workdir={wd}"]) == 0
+    assert main([*TOY, "--steps=4", "--seed=3", "--allow_config_change", f"--workdir={wd}"]) == 0
+    out = capsys.readouterr().out
+    assert "the data order starts anew" in out and "done: step 4" in out, out

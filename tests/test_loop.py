@@ -289,9 +289,13 @@ def test_evaluate_cli_bad_input(tmp_path):
     assert proc.returncode == 2 and "config.json" in proc.stderr
 
 
-def test_eval_every_logs_toy_modes(tmp_path):
-    wd = str(tmp_path)
-    args = [*TOY, "--steps=4", "--eval_every=2", "--eval_metrics=modes", "--eval_images=500"]
+def test_eval_every_logs_toy_modes(tmp_path, capsys):
+    # Metrics that do not apply to the data are refused before anything starts.
+    assert main([*TOY, "--eval_every=2", "--eval_metrics=swd", f"--workdir={tmp_path / 'x'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--eval_metrics=swd: swd do not apply" in err, err
+    wd = str(tmp_path)  # none named: those that apply (modes for the 8 modes of ring8)
+    args = [*TOY, "--steps=4", "--eval_every=2", "--eval_images=500"]
     assert main([*args, f"--workdir={wd}", "--log_every=2"]) == 0
     rec = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
     evals = [r for r in rec if "eval/modes/modes_captured" in r]

@@ -1,10 +1,14 @@
 """The mode-collapse study runner: runs resume and are not redone, results match an independent
 recomputation of the PacGAN/VEEGAN metrics, the table aggregates over seeds, figures are written."""
 
+import errno
+import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -152,3 +156,300 @@ def test_cli_trains_in_parallel_jobs_then_skips_finished_runs(tmp_path):
     assert config["optim"]["ema"] == 0.9 and config["data"]["download"] is False
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and "0 to train" in again.stdout, again.stderr
+
+
+# experiments/study.py in this process: every bad input is one line on stderr and exit status 2,
+# checked before anything is created or changed under --root.
+def _study_cli():
+    spec = importlib.util.spec_from_file_location(
+        "_jaxgan_study", os.path.join(ROOT, "experiments", "study.py")
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def cli():
+    return _study_cli()  # a fresh module: no signal recorded yet
+
+
+def _main(cli, *args) -> int:
+    try:
+        return cli.main([str(a) for a in args])
+    except SystemExit as e:  # argparse before the fix
+        return e.code
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("study.py: "), err
+    return err
+
+
+def _tree(path) -> dict:
+    """Every file under ``path`` with its bytes."""
+    out = {}
+    for d, _, files in os.walk(path):
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(d, f), path)] = fh.read()
+    return out
+
+
+def _finished(root, objective="gan", seed=0, result=None):
+    """A finished run of the toys study on the ring (its result and samples), and the real-data
+    reference cached as write_report keeps it (computing it is not these tests' business)."""
+    run = os.path.join(root, "ring8-veegan", objective, f"seed{seed}")
+    os.makedirs(run)
+    result = result or {"study": "toys", "dataset": "ring8-veegan", "objective": objective,
+                        "seed": seed, "step": 8, "modes_captured": 3, "num_modes": 8,
+                        "high_quality_fraction": 0.5, "reverse_kl": 0.2, "train_seconds": 1.0}  # fmt: skip
+    with open(os.path.join(run, study_lib.RESULT_FILE), "w") as f:
+        f.write(result if isinstance(result, str) else json.dumps(result))
+    pts = np.random.default_rng(seed).normal(size=(50, 2)).astype(np.float32)
+    np.save(os.path.join(run, study_lib.SAMPLES_FILE), pts)
+    ref = {"dataset": "ring8-veegan", "num_samples": 2500, "modes_captured": 8, "num_modes": 8,
+           "high_quality_fraction": 0.99, "reverse_kl": 0.001}  # fmt: skip
+    with open(os.path.join(root, "real_data_ring8-veegan_2500.json"), "w") as f:
+        json.dump(ref, f)
+    return run
+
+
+def test_cli_root_that_is_a_file_is_one_line(cli, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    for args in ([f"--root={afile}"], [f"--root={afile}", "--report"],
+                 [f"--root={afile}/sub", "--cells=ring8-veegan/gan", "--seeds=1"]):  # fmt: skip
+        assert _main(cli, *args) == 2
+        err = _error(capsys)
+        assert "--root" in err and "directory" in err, err
+    assert afile.read_text() == "mine\n" and os.listdir(tmp_path) == ["afile"]
+
+
+def test_cli_cells_that_match_nothing_is_one_line_listing_the_cells(cli, tmp_path, capsys):
+    root = tmp_path / "r"
+    for cells in ("nomatch", "ring8-veegan/gan,nomatch"):
+        assert _main(cli, f"--root={root}", f"--cells={cells}", "--steps=2") == 2
+        err = _error(capsys)
+        assert "--cells" in err and "'nomatch'" in err and "ring8-veegan" in err, err
+        assert "grid25-veegan" in err and "wgan-gp" in err and len(err) < 300, err
+    assert not root.exists()
+    _finished(root)
+    before = _tree(root)
+    assert _main(cli, f"--root={root}", "--cells=nomatch", "--report") == 2
+    assert "--cells" in _error(capsys) and _tree(root) == before
+
+
+def test_cli_bad_flags_and_values_are_one_line(cli, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "r"
+    cases = (("--jobs=abc", "--jobs"), ("--seeds=1.5", "--seeds"), ("--nope=1", "--nope"),
+             ("--seed=3", "--seed"), ("--dataset=ring8", "--dataset"), ("--root=", "--root"),
+             ("--run=x/y/0", "--run"))  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # an empty --root must not fall back to studies/toys here
+    for arg, flag in cases:
+        assert _main(cli, f"--root={root}", arg, "--report") == 2, arg
+        assert flag in _error(capsys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_report_needs_finished_runs(cli, tmp_path, capsys):
+    root = tmp_path / "r"
+    assert _main(cli, f"--root={root}", "--report") == 2
+    assert "--root" in _error(capsys) and not root.exists()
+    root.mkdir()
+    (root / "ring8-veegan" / "gan" / "seed0").mkdir(parents=True)  # started, not finished
+    assert _main(cli, f"--root={root}", "--report") == 2
+    err = _error(capsys)
+    assert "--report" in err and "without --report" in err, err
+    assert _tree(root) == {}
+
+
+def test_cli_root_of_another_study_is_refused(cli, tmp_path, capsys):
+    _finished(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"study": "stacked-mnist", "cells": []}))
+    before = _tree(tmp_path)
+    assert _main(cli, f"--root={tmp_path}", "--report") == 2
+    assert "stacked-mnist" in _error(capsys) and _tree(tmp_path) == before
+
+
+def test_cli_root_that_cannot_be_written_is_one_line(cli, read_only_dir, capsys):
+    for root in (read_only_dir, read_only_dir / "sub"):
+        args = [f"--root={root}", "--cells=ring8-veegan/gan", "--seeds=1", "--steps=2"]
+        assert _main(cli, *args) == 2
+        err = _error(capsys)
+        assert "--root" in err and "writ" in err, err
+    assert os.listdir(read_only_dir) == []
+
+
+def _read_only(path):
+    """``path`` (already filled) made read-only, as the read_only_dir fixture does; the undo."""
+    os.chmod(path, 0o555)
+    if not os.access(path, os.W_OK):
+        return lambda: os.chmod(path, 0o755)
+    mount = lambda *a: subprocess.run(["mount", *a], capture_output=True).returncode == 0  # noqa: E731
+    if mount("--bind", str(path), str(path)):
+        if mount("-o", "remount,ro,bind", str(path)):
+            return lambda: (subprocess.run(["umount", str(path)]), os.chmod(path, 0o755))
+        subprocess.run(["umount", str(path)], capture_output=True)
+    os.chmod(path, 0o755)
+    pytest.skip("cannot make a read-only directory here")
+
+
+def test_cli_report_on_a_read_only_root_prints_the_table_and_one_line(cli, tmp_path, capsys):
+    _finished(tmp_path)
+    before = _tree(tmp_path)
+    undo = _read_only(tmp_path)
+    try:
+        assert _main(cli, f"--root={tmp_path}", "--report") == 1
+    finally:
+        undo()
+    out, err = capsys.readouterr()
+    assert "| ring8-veegan | gan | 1 of 5 | 3.0 ± 0.0 / 8 |" in out
+    assert len(err.splitlines()) == 1 and str(tmp_path) in err and "--root" in err, err
+    assert _tree(tmp_path) == before
+
+
+def test_cli_report_that_cannot_be_finished_leaves_the_last_one_whole(cli, tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    _finished(tmp_path)
+    assert _main(cli, f"--root={tmp_path}", "--report") == 0
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    dump = json.dump
+
+    def disk_full(obj, f, **kw):
+        if isinstance(obj, dict) and "cells" in obj:
+            f.write('{"study": "to')
+            raise OSError(errno.ENOSPC, "No space left on device", f.name)
+        return dump(obj, f, **kw)
+
+    monkeypatch.setattr(json, "dump", disk_full)
+    _finished(tmp_path, seed=1)
+    before |= {k: v for k, v in _tree(tmp_path).items() if "seed1" in k}
+    assert _main(cli, f"--root={tmp_path}", "--report") == 1
+    err = _error(capsys)
+    assert "No space left" in err, err
+    assert _tree(tmp_path) == before  # no half-written results.json, nothing left over
+
+
+def test_cli_signal_before_the_report_changes_nothing(cli, tmp_path, capsys):
+    _finished(tmp_path)
+    before = _tree(tmp_path)
+    cli._interrupted.append(signal.SIGINT)  # Ctrl-C during start-up
+    assert _main(cli, f"--root={tmp_path}", "--report") == 130
+    assert _tree(tmp_path) == before and capsys.readouterr().err == ""
+
+
+def test_cli_signal_during_the_figures_stops_at_the_next_one(cli, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from jaxgan.study import figures as study_figures
+
+    _finished(tmp_path)
+
+    def bars(study, root, path):
+        cli._interrupted.append(signal.SIGTERM)
+        return None
+
+    monkeypatch.setattr(study_figures, "bars_figure", bars)
+    assert _main(cli, f"--root={tmp_path}", "--report") == 143
+    assert json.load(open(tmp_path / "results.json"))["cells"][0]["seeds_done"] == 1
+    assert not [f for f in os.listdir(tmp_path) if f.endswith((".png", ".tmp"))]
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_signal_is_passed_on_to_the_running_jobs(cli, tmp_path, monkeypatch):
+    """A signal to study.py alone (kill PID, a scheduler) reaches its jobs; the exit says which."""
+
+    class Job:
+        launched: list = []
+
+        def __init__(self, cmd, **kw):
+            self.signals, self.polls, self.returncode = [], 0, None
+            Job.launched.append(self)
+            cli._interrupted.append(signal.SIGTERM)  # comes while the first job trains
+
+        def send_signal(self, signum):
+            self.signals.append(signum)
+
+        def poll(self):
+            self.polls += 1
+            if self.signals or self.polls > 20:  # stops when told; ends anyway before the fix
+                self.returncode = 128 + (self.signals[0] if self.signals else 0)
+            return self.returncode
+
+    monkeypatch.setattr(cli.subprocess, "Popen", Job)
+    monkeypatch.setattr(cli.time, "sleep", lambda s: None)
+    args = cli._parser(list(study_lib.STUDIES)).parse_args(
+        [f"--root={tmp_path}", "--cells=ring8-veegan/gan", "--seeds=2", "--jobs=2"]
+    )
+    args.passed = []
+    runs = cli._selected(study_lib.get("toys"), args)
+    assert cli._train(study_lib.get("toys"), runs, args) == 143
+    assert len(Job.launched) == 1 and Job.launched[0].signals == [signal.SIGTERM]
+
+
+def test_cli_job_errors_are_one_line(cli, tmp_path, capsys, monkeypatch):
+    from jaxgan.errors import ConfigError
+
+    def no_data(*a, **kw):
+        raise ConfigError("--data_dir=/nowhere: no MNIST there; drop --no-download")
+
+    monkeypatch.setattr(study_lib, "run_one", no_data)
+    assert _main(cli, f"--root={tmp_path}", "--run=ring8-veegan/gan/0") == 2
+    err = _error(capsys)
+    assert "ring8-veegan/gan/0" in err and "--data_dir" in err, err
+
+
+def test_a_run_stopped_at_start_up_returns_none_and_leaves_nothing(tmp_path):
+    study = _tiny_study()
+    cell = study.cells[0]
+    assert study_lib.run_one(study, cell, 0, str(tmp_path), caught=[signal.SIGINT]) is None
+    assert not os.path.exists(cell.workdir(str(tmp_path), 0))
+
+
+def test_cli_damaged_run_files_are_left_out_in_one_warning(cli, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    _finished(tmp_path)
+    bad = _finished(tmp_path, seed=1, result='{"modes_captured": 3, "num_')  # a torn write
+    torn = _finished(tmp_path, objective="nsgan")
+    with open(os.path.join(torn, study_lib.SAMPLES_FILE), "r+b") as f:
+        f.truncate(40)
+    assert _main(cli, f"--root={tmp_path}", "--report") == 0
+    out, err = capsys.readouterr()
+    assert "| ring8-veegan | gan | 1 of 5 |" in out and "| ring8-veegan | nsgan | 1 of 5 |" in out
+    assert len(err.splitlines()) == 1 and bad in err, err
+    assert os.path.exists(tmp_path / "samples.png")
+
+
+def test_figures_read_a_metrics_log_a_kill_cut_short_without_warnings(tmp_path):
+    pytest.importorskip("matplotlib")
+    from jaxgan.study import figures as study_figures
+
+    run = _finished(tmp_path, objective="wgan")
+    with open(os.path.join(run, "metrics.jsonl"), "w") as f:
+        f.write(
+            '{"step": 4, "w_estimate": 0.5}\n{"step": 8, "w_estimate": "nan"}\n{"step": 12, "w_'
+        )
+    study = study_lib.get("toys")
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error", UserWarning
+        )  # no legend warning for the grid's empty panel either
+        path = study_figures.w_estimate_figure(study, str(tmp_path), str(tmp_path / "w.png"))
+    assert path and os.path.getsize(path) > 0
+
+
+def test_cli_report_without_matplotlib_is_the_table_and_one_warning(cli, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    from jaxgan.study import figures as study_figures
+
+    def no_matplotlib():
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(study_figures, "_plt", no_matplotlib)
+    _finished(tmp_path)
+    assert _main(cli, f"--root={tmp_path}", "--report") == 0
+    out, err = capsys.readouterr()
+    assert "| ring8-veegan | gan | 1 of 5 |" in out and (tmp_path / "table.md").exists()
+    assert len(err.splitlines()) == 1 and "matplotlib" in err and "jaxgan[study]" in err, err

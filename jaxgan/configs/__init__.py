@@ -7,7 +7,6 @@ names its family (``main.py``, ``pggan.py``, ``toys.py``, ``dcgan.py``). A JSON 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 
@@ -42,10 +41,9 @@ def load(name_or_file: str) -> Config:
     if name_or_file in PRESETS or not os.path.exists(name_or_file):
         return get(name_or_file)
     try:
-        with open(name_or_file) as f:
-            return validate(Config.from_json(json.load(f)))
-    except (OSError, json.JSONDecodeError, TypeError) as e:
-        raise ConfigError(f"--config={name_or_file}: cannot read a config from it ({e}).") from None
+        return Config.read(name_or_file)
+    except ConfigError as e:
+        raise ConfigError(f"--config={e}") from None
 
 
 __all__ = ["PRESETS", "get", "load", "names"]

@@ -12,10 +12,16 @@ image is decoded once, in threads, and kept in memory as uint8; files that fail 
 (truncated) are skipped as well, and one warning reports the count. Larger folders are decoded
 lazily in the pipeline's threads; a file that fails then is replaced by the next readable one
 (deterministically) and reported by one more warning.
+
+Pixels: EXIF orientation is applied, then every pixel mode becomes 8-bit RGB or grey by the rules
+of ``images.pil_to_uint8`` (16-bit grey scaled by 255/65535, alpha composited onto black, ...).
+Files in a mode it does not convert (``LAB``) are skipped, by their header, and counted in the
+same single warning.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import os
 import warnings
@@ -30,6 +36,7 @@ from jaxgan.data.sources import (
     cache_budget_bytes,
     default_workers,
 )
+from jaxgan.errors import DataError
 
 #: File name endings (case-insensitive) read as images.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
@@ -48,24 +55,21 @@ def list_images(root: str) -> list[str]:
     return sorted(found)
 
 
-def _image_size(path: str) -> tuple[int, int]:
+def _header(path: str) -> tuple[tuple[int, int], str]:
+    """(width, height) and PIL pixel mode of a file, from its header."""
     from PIL import Image
 
     with Image.open(path) as img:
-        return img.size
+        return img.size, img.mode
 
 
 def read_image(path: str, size: int, grayscale: bool) -> np.ndarray:
-    """Decode one file to uint8 (size, size, C): EXIF orientation applied, RGB (C=3) or luminance
-    (C=1), centre-cropped to a square and resized with antialiasing."""
+    """Decode one file to uint8 (size, size, C): EXIF orientation applied, RGB (C=3) or grey
+    (C=1) by ``images.pil_to_uint8``, centre-cropped to a square and resized with antialiasing."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        img = img.convert("L" if grayscale else "RGB")
-        arr = np.asarray(img)
-    if arr.ndim == 2:
-        arr = arr[..., None]
+        arr = im.pil_to_uint8(ImageOps.exif_transpose(img), grayscale)
     return im.crop_resize(arr, size)
 
 
@@ -87,20 +91,25 @@ def folder_source(
     root = os.path.expanduser(root)
     name = f"folder:{root}"
     if not os.path.isdir(root):
-        raise ValueError(f"dataset={name}: {root!r} is not a directory.")
+        raise DataError(f"dataset={name}: {root!r} is not a directory.")
     files = list_images(root)
     if not files:
-        raise ValueError(
+        raise DataError(
             f"dataset={name}: no images found (searched recursively for "
             f"{', '.join(IMAGE_EXTENSIONS)} files)."
         )
     workers = workers or default_workers()
     with cf.ThreadPoolExecutor(workers, "jaxgan-scan") as pool:
-        sizes = list(pool.map(lambda f: _try(_image_size, f), files))
-    bad = [(f, e) for f, (s, e) in zip(files, sizes, strict=True) if s is None]
-    good = [(f, s) for f, (s, _) in zip(files, sizes, strict=True) if s is not None]
+        headers = list(pool.map(lambda f: _try(_header, f), files))
+    bad = [(f, e) for f, (h, e) in zip(files, headers, strict=True) if h is None]
+    read = [(f, h) for f, (h, _) in zip(files, headers, strict=True) if h is not None]
+    refused = [(f, mode) for f, (_, mode) in read if mode not in im.CONVERTED_MODES]
+    good = [(f, s) for f, (s, mode) in read if mode in im.CONVERTED_MODES]
     if not good:
-        raise ValueError(f"dataset={name}: none of the {len(files)} image files could be read.")
+        modes = f" (pixel modes not converted: {_count_modes(refused)})" if refused else ""
+        raise DataError(
+            f"dataset={name}: none of the {len(files)} image files could be read{modes}."
+        )
     smallest = min(min(s) for _, s in good)
     if smallest < _MIN_NATIVE:
         tiny = next(f for f, s in good if min(s) == smallest)
@@ -116,11 +125,11 @@ def folder_source(
         bad += [(f, e) for f, (a, e) in zip(paths, decoded, strict=True) if a is None]
         arrays = [a for a, _ in decoded if a is not None]
         if not arrays:
-            raise ValueError(f"dataset={name}: none of the {len(files)} image files could be read.")
-        _warn_skipped(name, bad, len(files))
-        return ArraySource(name, np.stack(arrays), None, skipped=len(bad))
+            raise DataError(f"dataset={name}: none of the {len(files)} image files could be read.")
+        _warn_skipped(name, bad, refused, len(files))
+        return ArraySource(name, np.stack(arrays), None, skipped=len(bad) + len(refused))
 
-    _warn_skipped(name, bad, len(files))
+    _warn_skipped(name, bad, refused, len(files))
     return RecordSource(
         name,
         len(paths),
@@ -131,16 +140,39 @@ def folder_source(
         cache=False,
         workers=workers,
         skip_errors=True,
-        skipped=len(bad),
+        skipped=len(bad) + len(refused),
     )
 
 
-def _warn_skipped(name: str, bad: list[tuple[str, Exception]], total: int) -> None:
+def _count_modes(refused: list[tuple[str, str]]) -> str:
+    """'LAB: 2, ...' for (path, mode) pairs."""
+    counts = collections.Counter(mode for _, mode in refused)
+    return ", ".join(f"{m}: {n}" for m, n in sorted(counts.items()))
+
+
+def _warn_skipped(
+    name: str, bad: list[tuple[str, Exception]], refused: list[tuple[str, str]], total: int
+) -> None:
+    """One warning for every file left out: unreadable ones and those in a refused pixel mode."""
+    reasons = []
     if bad:
-        path, err = bad[0]
-        warnings.warn(
-            f"{name}: skipped {len(bad)} of {total} image files that could not be read "
-            f"(first: {path}: {err}).",
-            RuntimeWarning,
-            stacklevel=3,
+        reasons.append((len(bad), f"could not be read (first: {bad[0][0]}: {bad[0][1]})"))
+    if refused:
+        reasons.append(
+            (
+                len(refused),
+                f"are in a pixel mode jaxgan does not convert ({_count_modes(refused)}; first: "
+                f"{refused[0][0]}; save them as RGB, grey or 16-bit grey PNG to use them)",
+            )
         )
+    if not reasons:
+        return
+    if len(reasons) == 1:
+        detail = f" that {reasons[0][1]}"
+    else:
+        detail = ": " + "; ".join(f"{n} {why}" for n, why in reasons)
+    warnings.warn(
+        f"{name}: skipped {len(bad) + len(refused)} of {total} image files{detail}.",
+        RuntimeWarning,
+        stacklevel=3,
+    )

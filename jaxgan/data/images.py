@@ -1,4 +1,5 @@
-"""Image helpers shared by every image source: sizes, crops, resizing, box downsampling, scaling.
+"""Image helpers shared by every image source: sizes, crops, resizing, box downsampling, scaling,
+and the conversion of decoded PIL images of any pixel mode to 8-bit (``pil_to_uint8``).
 
 Conventions: images are uint8 NHWC (or HWC) at a source's native resolution; batches handed to
 the trainer are float32 NHWC in [-1, 1].
@@ -6,9 +7,15 @@ the trainer are float32 NHWC in [-1, 1].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jaxgan.arrays import is_power_of_two
+from jaxgan.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 #: Largest native resolution jaxgan derives for variable-size sources (folders, lsun, ...).
 MAX_NATIVE_RESOLUTION = 1024
@@ -76,6 +83,85 @@ def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     filt = Image.Resampling.BOX if side % size == 0 else Image.Resampling.LANCZOS
     out = np.asarray(pil.resize((size, size), filt))
     return out.reshape(size, size, c)
+
+
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_PREMULTIPLIED = ("La", "RGBa")
+#: PIL pixel modes ``pil_to_uint8`` converts; any other (``LAB``: PIL has no true conversion) is
+#: refused.
+CONVERTED_MODES: frozenset[str] = frozenset(
+    ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "HSV")
+    + _PREMULTIPLIED
+    + _WIDE_MODES
+)
+
+
+def pil_to_uint8(img: PILImage, grayscale: bool) -> np.ndarray:
+    """A PIL image of any mode in ``CONVERTED_MODES`` as uint8 (H, W, 1) grey or (H, W, 3) RGB.
+
+    - 16-bit grey (``I;16``, ``I;16B``, ...): v / 257 rounded (0..65535 -> 0..255).
+    - 32-bit int ``I`` (no bit depth of its own): negatives are 0; then by the image's maximum,
+      <= 255 is taken as 8-bit, <= 65535 as 16-bit (/ 257), larger as 31-bit (* 255 / (2**31-1)).
+    - float ``F``: NaN is 0; values all in [0, 1] are scaled by 255, others clipped to [0, 255].
+    - Alpha (``LA``, ``RGBA``, ``PA``, palette or colour-key transparency, 16-bit grey's too)
+      is composited onto black, c * a / 255 rounded, so hidden pixels are 0 whatever colour they
+      were stored with; premultiplied ``La`` / ``RGBa`` are that already and keep their colours.
+    - ``CMYK``, ``YCbCr``, ``HSV``, ``RGBX``, palettes, ``1``: PIL's conversion to RGB / L.
+    - Grey images in RGB repeat the grey; colour in grey is PIL's ITU-R 601-2 luminance of the
+      RGB image (for ``YCbCr`` too, so out-of-gamut colours agree between the two).
+
+    Raises ``DataError`` for another mode.
+    """
+    from PIL import Image
+
+    mode = img.mode
+    if mode not in CONVERTED_MODES:
+        raise DataError(
+            f"image mode {mode} is not converted to 8-bit RGB or grey "
+            f"(modes read: {', '.join(sorted(CONVERTED_MODES))})."
+        )
+    if mode in _WIDE_MODES:
+        raw = np.asarray(img)
+        arr = _wide_to_uint8(raw, mode)[..., None]
+        if isinstance(img.info.get("transparency"), int):  # a 16-bit grey PNG's colour key
+            arr[raw == img.info["transparency"]] = 0
+    elif mode in _PREMULTIPLIED:
+        arr = np.asarray(img)[..., :-1]
+    elif mode in ("LA", "RGBA", "PA") or "transparency" in img.info:
+        if mode not in ("LA", "RGBA"):  # palette or colour-key transparency
+            img = img.convert("RGBA")
+        arr = _over_black(np.asarray(img))
+    else:
+        if mode not in ("1", "L", "P", "RGB"):  # grey from the RGB shown, not from Y (YCbCr)
+            img = img.convert("RGB")
+        arr = np.asarray(img.convert("L" if grayscale else "RGB"))
+        return arr[..., None] if arr.ndim == 2 else arr
+    if grayscale and arr.shape[-1] == 3:
+        return np.asarray(Image.fromarray(arr).convert("L"))[..., None]
+    return np.repeat(arr, 3, axis=-1) if not grayscale and arr.shape[-1] == 1 else arr
+
+
+def _over_black(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C+1) uint8 colour + alpha to (H, W, C) uint8 composited onto black (exact rounding:
+    c * a / 255 is never a tie)."""
+    color, alpha = arr[..., :-1].astype(np.uint16), arr[..., -1:].astype(np.uint16)
+    return ((color * alpha + 127) // 255).astype(np.uint8)
+
+
+def _wide_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
+    """(H, W) 16/32-bit int or float pixels of PIL ``mode`` to uint8 (see ``pil_to_uint8``)."""
+    if mode == "F":
+        v = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if v.size and v.min() >= 0 and v.max() <= 1:
+            v = v * 255
+        return np.rint(np.clip(v, 0, 255)).astype(np.uint8)
+    v = np.maximum(arr.astype(np.int64), 0)
+    top = int(v.max()) if v.size else 0
+    if mode == "I" and top <= 255:
+        return v.astype(np.uint8)
+    if mode == "I" and top > 65535:
+        return np.rint(v * (255 / (2**31 - 1))).astype(np.uint8)
+    return ((v + 128) // 257).astype(np.uint8)  # round(v / 257): never a tie
 
 
 def to_grayscale(images: np.ndarray) -> np.ndarray:

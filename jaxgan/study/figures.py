@@ -9,9 +9,10 @@ high-quality share per objective, mean and spread over seeds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,6 +41,28 @@ def _toy(name: str):
     return get_toy(name)
 
 
+def _samples(workdir: str) -> np.ndarray | None:
+    """A run's kept samples, ``None`` when the file is missing or cannot be read as (N, 2)."""
+    try:
+        pts = np.load(os.path.join(workdir, SAMPLES_FILE))
+    except (OSError, ValueError, EOFError):
+        return None
+    return pts if pts.ndim == 2 and pts.shape[1] == 2 else None
+
+
+def _save(fig, path: str) -> str:
+    """``fig`` as a PNG at ``path``, replaced whole (never a half-written image)."""
+    tmp = path + ".tmp"
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | None:
     """Generated points (seed ``seed``) over the mode centres, one panel per dataset x objective."""
     datasets = _datasets(study)
@@ -63,10 +86,11 @@ def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
             cell = cells.get((d, o))
             run = cell.workdir(root, seed) if cell else None
             result = read_result(run) if run else None
-            if result is None:
-                ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+            pts = _samples(run) if result else None
+            if pts is None:
+                text = "not run" if result is None else "samples unreadable"
+                ax.text(0.5, 0.5, text, ha="center", transform=ax.transAxes)
                 continue
-            pts = np.load(os.path.join(run, SAMPLES_FILE))
             ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4, color=_COLORS.get(o), label="samples")
             ax.scatter(toy.centers[:, 0], toy.centers[:, 1], s=12, marker="x", color="k",
                        label="modes")  # fmt: skip
@@ -80,7 +104,7 @@ def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
     axes[0, 0].legend(loc="upper left", fontsize=6, markerscale=3)
     fig.suptitle(f"{study.name}: {study.num_samples} samples of seed {seed}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -90,7 +114,9 @@ def _critic_runs(study: Study, root: str, seed: int) -> dict[str, str]:
     for d in _datasets(study):
         runs = {c.objective: c.workdir(root, seed) for c in study.cells
                 if c.dataset == d and c.objective in ("wgan", "wgan-gp")}  # fmt: skip
-        if len(runs) == 2 and all(read_result(r) for r in runs.values()):
+        if len(runs) == 2 and all(
+            read_result(r) and _samples(r) is not None for r in runs.values()
+        ):
             return runs
     return {}
 
@@ -113,7 +139,7 @@ def critic_figure(study: Study, root: str, path: str, seed: int = 0) -> str | No
         v = run.critic(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(xx.shape)
         cs = ax.contourf(xx, yy, v, levels=20, cmap="viridis")
         fig.colorbar(cs, ax=ax, label="critic value")
-        pts = np.load(os.path.join(workdir, SAMPLES_FILE))
+        pts = _samples(workdir)
         ax.scatter(pts[:, 0], pts[:, 1], s=1, color="white", alpha=0.5, label="generated")
         ax.scatter(toy.centers[:, 0], toy.centers[:, 1], s=25, marker="x", color="red",
                    label="modes")  # fmt: skip
@@ -125,7 +151,7 @@ def critic_figure(study: Study, root: str, path: str, seed: int = 0) -> str | No
         ax.set_aspect("equal")
         ax.legend(loc="upper left", fontsize=7, markerscale=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -158,17 +184,26 @@ def weights_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
         ax.legend(fontsize=7)
         ax.set_title("weight clipping" if objective == "wgan" else "gradient penalty")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
 
-def _metric_rows(workdir: str) -> list[dict[str, Any]]:
+def _w_estimates(workdir: str) -> list[tuple[float, float]]:
+    """(step, W estimate) from a run's ``metrics.jsonl``; lines a kill cut short are passed over."""
     try:
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
+            lines = f.read().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    out = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+            out.append((float(row["step"]), float(row["w_estimate"])))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return out
 
 
 def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
@@ -182,23 +217,23 @@ def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
             if cell.dataset != d or cell.objective not in ("wgan", "wgan-gp"):
                 continue
             for s in range(cell.seeds):
-                rows = [r for r in _metric_rows(cell.workdir(root, s)) if "w_estimate" in r]
+                rows = _w_estimates(cell.workdir(root, s))
                 if not rows:
                     continue
-                ax.plot([r["step"] for r in rows], [float(r["w_estimate"]) for r in rows],
-                        color=_COLORS[cell.objective], alpha=0.7, lw=1,
+                ax.plot(*zip(*rows, strict=True), color=_COLORS[cell.objective], alpha=0.7, lw=1,
                         label=cell.objective if s == 0 else None)  # fmt: skip
                 drawn += 1
         ax.set_title(d)
         ax.set_xlabel("generator step")
         ax.set_ylabel("W estimate")
         ax.set_yscale("symlog", linthresh=0.01)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no run has nothing to name
+            ax.legend(fontsize=7)
     if not drawn:
         plt.close(fig)
         return None
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -227,13 +262,16 @@ def bars_figure(study: Study, root: str, path: str) -> str | None:
         ax.set_title(d)
         ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
 
-def write_figures(study: Study, root: str) -> dict[str, str]:
-    """Every figure the study's finished runs allow, under ``root``; returns {name: path}."""
+def write_figures(
+    study: Study, root: str, stop: Callable[[], bool] = lambda: False
+) -> dict[str, str]:
+    """Every figure the study's finished runs allow, under ``root``; returns {name: path}.
+    ``stop()`` is asked before each figure: when it says so, the rest are not drawn."""
     toys = all(c.dataset != "stacked_mnist" for c in study.cells)
     makers = {"bars": bars_figure}
     if toys:
@@ -243,6 +281,8 @@ def write_figures(study: Study, root: str) -> dict[str, str]:
         makers |= {"w_estimate": w_estimate_figure}
     out = {}
     for name, fn in makers.items():
+        if stop():
+            break
         p = fn(study, root, os.path.join(root, f"{name}.png"))
         if p:
             out[name] = p

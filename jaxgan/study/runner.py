@@ -9,11 +9,12 @@ The protocols (sample counts, high quality, modes, reverse KL) are in :mod:`jaxg
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,34 +113,61 @@ def get(name: str) -> Study:
     return STUDIES[name]
 
 
+# What a result must hold to be shown (the table, the progress lines).
+_NEEDED = ("modes_captured", "num_modes", "reverse_kl", "train_seconds")
+
+
 def read_result(workdir: str) -> dict[str, Any] | None:
-    """A finished run's evaluation (``None`` while it has none)."""
+    """A finished run's evaluation (``None`` while it has none, or one that cannot be read: the
+    run is then evaluated again, see :func:`damaged_results`)."""
     try:
         with open(os.path.join(workdir, RESULT_FILE)) as f:
-            return json.load(f)
-    except FileNotFoundError:
+            result = json.load(f)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
+    return result if isinstance(result, dict) and all(k in result for k in _NEEDED) else None
+
+
+def damaged_results(study: Study, root: str) -> list[str]:
+    """The result files of ``study`` under ``root`` that are there but cannot be read."""
+    paths = [os.path.join(w, RESULT_FILE) for *_, w in study.runs(root)]
+    return [p for p in paths if os.path.isfile(p) and read_result(os.path.dirname(p)) is None]
+
+
+def write_atomic(path: str, write: Callable[[Any], None]) -> None:
+    """``write(file)`` into ``path`` through a temporary file and ``os.replace``: ``path`` holds the
+    old or the new content, never part of one; nothing is left over when writing fails."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def _add_time(workdir: str, seconds: float) -> float:
     path = os.path.join(workdir, TIME_FILE)
     try:
         with open(path) as f:
-            seconds += json.load(f)["train_seconds"]
-    except FileNotFoundError:
+            seconds += float(json.load(f)["train_seconds"])
+    except (FileNotFoundError, ValueError, TypeError, KeyError):  # none yet, or unreadable
         pass
-    with open(path, "w") as f:
-        json.dump({"train_seconds": seconds}, f)
+    write_atomic(path, lambda f: json.dump({"train_seconds": seconds}, f))
     return seconds
 
 
 def run_one(study: Study, cell: Cell, seed: int, root: str, *,
             overrides: dict[str, Any] | None = None, quiet: bool = True,
-            interrupted: Any = lambda: False) -> dict[str, Any] | None:  # fmt: skip
-    """Train (or resume) one run and evaluate it once; ``None`` when it was stopped early.
+            caught: Sequence[int] = ()) -> dict[str, Any] | None:  # fmt: skip
+    """Train (or resume) one run and evaluate it once; ``None`` when it was stopped by a signal.
 
     ``overrides``: flat config fields applied to every run of the study (say a shorter budget).
-    Returns the stored result of a run that already has one without touching it.
+    ``caught``: signals the caller's handler recorded before this call (then nothing trains and a
+    new run directory is removed). Returns the stored result of a run that already has one
+    without touching it; a result file that cannot be read is replaced by a new evaluation.
     """
     import jaxgan
 
@@ -150,7 +178,7 @@ def run_one(study: Study, cell: Cell, seed: int, root: str, *,
     config = cell.config(seed, overrides)
     start = time.perf_counter()
     try:
-        summary = jaxgan.train(config, workdir, quiet=quiet, interrupted=interrupted)
+        summary = jaxgan.train(config, workdir, quiet=quiet, caught=caught)
     finally:
         if os.path.isdir(workdir):
             seconds = _add_time(workdir, time.perf_counter() - start)
@@ -174,10 +202,7 @@ def run_one(study: Study, cell: Cell, seed: int, root: str, *,
         "train_seconds": round(seconds, 1),
         **{k.removeprefix("modes/"): v for k, v in evaluation.items() if k.startswith("modes/")},
     }
-    tmp = os.path.join(workdir, RESULT_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, os.path.join(workdir, RESULT_FILE))
+    write_atomic(os.path.join(workdir, RESULT_FILE), lambda f: json.dump(result, f, indent=1))
     return result
 
 
@@ -223,16 +248,19 @@ def real_reference(dataset: str, num_samples: int, seed: int = 0) -> dict[str, A
 
 
 def _cached_reference(root: str, dataset: str, num_samples: int) -> dict[str, Any]:
-    """:func:`real_reference`, kept in ``root`` (Stacked MNIST's takes minutes on a CPU)."""
+    """:func:`real_reference`, kept in ``root`` when it can be (Stacked MNIST's takes minutes on a
+    CPU); a cached one that cannot be read is computed again."""
     path = os.path.join(root, f"real_data_{dataset}_{num_samples}.json")
     try:
         with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        ref = real_reference(dataset, num_samples)
-    with open(path + ".tmp", "w") as f:
-        json.dump(ref, f, indent=1)
-    os.replace(path + ".tmp", path)
+            ref = json.load(f)
+        if isinstance(ref, dict) and all(k in ref for k in ("modes_captured", "num_modes", "reverse_kl")):  # fmt: skip
+            return ref
+    except (FileNotFoundError, ValueError):
+        pass
+    ref = real_reference(dataset, num_samples)
+    with contextlib.suppress(OSError):  # a read-only root: the report says so when it writes
+        write_atomic(path, lambda f: json.dump(ref, f, indent=1))
     return ref
 
 
@@ -273,17 +301,35 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def write_report(study: Study, root: str) -> dict[str, str]:
-    """``results.json`` and ``table.md`` under ``root``; returns their paths."""
+def build_report(study: Study, root: str) -> tuple[dict[str, Any], str]:
+    """The content of ``results.json`` and of ``table.md`` for the finished runs under ``root``."""
     rows = collect(study, root)
-    os.makedirs(root, exist_ok=True)
     datasets = dict.fromkeys(r["dataset"] for r in rows if r["seeds_done"])
     references = [_cached_reference(root, d, study.num_samples) for d in datasets]
+    results = {"study": study.name, "description": study.description,
+               "num_samples": study.num_samples, "cells": rows, "real_data": references}  # fmt: skip
+    return results, markdown_table(study, rows, references)
+
+
+def report_study(root: str) -> str | None:
+    """The name of the study whose ``results.json`` is in ``root`` (``None``: none there, or one
+    that cannot be read, which the next report replaces)."""
+    try:
+        with open(os.path.join(root, "results.json")) as f:
+            name = json.load(f).get("study")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def write_report(
+    study: Study, root: str, built: tuple[dict[str, Any], str] | None = None
+) -> dict[str, str]:
+    """``results.json`` and ``table.md`` under ``root`` (``built``: :func:`build_report`'s, when
+    already made); returns their paths. Each file is replaced whole or left as it was."""
+    results, table = built or build_report(study, root)
+    os.makedirs(root, exist_ok=True)
     paths = {"results": os.path.join(root, "results.json"), "table": os.path.join(root, "table.md")}
-    with open(paths["results"], "w") as f:
-        json.dump({"study": study.name, "description": study.description,
-                   "num_samples": study.num_samples, "cells": rows,
-                   "real_data": references}, f, indent=1)  # fmt: skip
-    with open(paths["table"], "w") as f:
-        f.write(markdown_table(study, rows, references))
+    write_atomic(paths["results"], lambda f: json.dump(results, f, indent=1))
+    write_atomic(paths["table"], lambda f: f.write(table))
     return paths

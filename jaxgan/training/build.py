@@ -161,3 +161,9 @@ def sampler(g_def: nnx.GraphDef, resolution: int | None, fading: bool) -> Callab
     return jax.jit(
         lambda params, rest, z, alpha: step.generate(g_def, params, rest, z, alpha, apply)
     )
+
+
+def sample(fn: Callable, config: Config, state: Any, z: Any, alpha: float) -> np.ndarray:
+    """``fn`` (a :func:`sampler`) on ``state``'s generator (its EMA when the run keeps one)."""
+    params = state.ema if config.optim.ema > 0 else state.g_params
+    return np.asarray(jax.device_get(fn(params, state.g_rest, jnp.asarray(z, jnp.float32), np.float32(alpha))))  # fmt: skip

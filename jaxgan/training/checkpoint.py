@@ -3,10 +3,11 @@ state pytree) and ``meta`` (JSON: images seen, data state, phase, config), saved
 into a temporary folder that orbax renames once complete, and restored onto any mesh.
 
 Faults end in one line (:class:`CheckpointError`) and lose nothing: ``restore`` skips a damaged
-checkpoint (reported, left on disk) but stops at one of another model or optimizer, told from its
-stored metadata before any array is read; a failed save (disk full: space needed and free) shows on
-the next call, drops no earlier checkpoint and leaves no partial folder; an unwritable directory is
-refused at once. Quieting orbax's own logs of these faults is the entry point's job."""
+checkpoint (reported; a writer moves it aside to ``<step>.damaged`` so that the step is saved
+again) but stops at one of another model or optimizer, told from its stored metadata before any
+array is read; a failed save (disk full: space needed and free) shows on the next call, drops no
+earlier checkpoint and leaves no partial folder; an unwritable directory is refused at once.
+Quieting orbax's own logs of these faults is the entry point's job."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.sharding import Mesh
@@ -28,8 +28,6 @@ from orbax.checkpoint.args import Composite, JsonRestore, JsonSave, StandardRest
 
 from jaxgan import parallel
 from jaxgan.errors import CheckpointError  # re-exported: every fault below raises it
-
-MAX_ABS_VALUE = 1e15  # a parameter or optimizer moment above it has exploded (see is_saveable)
 
 
 class _Damaged(CheckpointError):
@@ -40,20 +38,6 @@ def abstract_state(state: Any, mesh: Mesh) -> Any:
     """ShapeDtypeStructs of ``state`` (arrays or structs), replicated over ``mesh``."""
     rep = lambda x: parallel.replicated_sharding(mesh, len(x.shape))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep(x)), state)
-
-
-@jax.jit
-def _all_bounded(leaves: list[jax.Array], max_abs: jax.Array) -> jax.Array:
-    # abs(nan) <= t and abs(inf) <= t are False: one comparison refuses NaN, inf and explosions.
-    return jnp.all(jnp.stack([jnp.all(jnp.abs(x) <= max_abs) for x in leaves]))
-
-
-def is_saveable(state: Any, max_abs: float = MAX_ABS_VALUE) -> bool:
-    """True if every float leaf of ``state`` is finite and within ``max_abs`` (one boolean read):
-    weights blown up to 1e30 are finite in float32, but resuming squares them (Adam's moments, the
-    gradient penalty) into inf, so such a checkpoint never resumes; healthy ones stay below 1e15."""
-    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    return not leaves or bool(_all_bounded(leaves, jnp.asarray(max_abs, jnp.float32)))
 
 
 def _disk_bytes(path: str) -> int:
@@ -79,7 +63,7 @@ def _reading(path: str, what: str) -> Iterator[None]:
     except Exception as e:
         kinds = {FileNotFoundError: "is missing", json.JSONDecodeError: "is not valid JSON"}
         why = kinds.get(type(e), "cannot be read (a file is truncated or corrupt)")
-        raise _Damaged(f"damaged checkpoint {path}: {what} {why}; left on disk.") from None
+        raise _Damaged(f"damaged checkpoint {path}: {what} {why}") from None
 
 
 class _Writes(list):
@@ -115,8 +99,6 @@ class Checkpointer:
                  create: bool = True) -> None:  # fmt: skip
         """CheckpointError (one line) when ``directory`` cannot be made or written. ``create=False``
         only reads: a missing directory has no checkpoints and is not made; ``save`` is refused."""
-        if keep < 1:
-            raise ValueError(f"--keep_checkpoints must be >= 1, got {keep}.")
         self.directory, self._create = os.path.abspath(directory), create
         self._pending: tuple[int, int] | None = None  # (step, state bytes) of the save in flight
         try:  # a real write tells (root ignores permission bits)
@@ -138,8 +120,7 @@ class Checkpointer:
                                                   handler_registry=reg)  # fmt: skip
         except Exception as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
-            raise CheckpointError(f"cannot use the checkpoint directory {self.directory}: "
-                                  f"{why}.") from None  # fmt: skip
+            raise CheckpointError(f"cannot use the checkpoint directory {self.directory}: {why}.") from None  # fmt: skip
 
     def all_steps(self) -> list[int]:
         """Steps of the complete checkpoints (and of a save in flight), ascending."""
@@ -203,26 +184,47 @@ class Checkpointer:
                 on_damaged: Callable[[str], Any] | None = None) -> tuple:  # fmt: skip
         """(state, meta, step) of the newest checkpoint that restores (or of ``step``) like
         ``target``, replicated over ``mesh``; damaged ones are skipped, reported to ``on_damaged``.
-        CheckpointError (one line) when none is left, or at one of another model or optimizer."""
-        steps = self.all_steps()
-        if not (tried := steps[::-1] if step is None else [s for s in steps if s == step]):
-            raise CheckpointError(f"no complete checkpoint{'' if step is None else f' {step}'} in "
-                                  f"{self.directory}; available steps: {steps}.")  # fmt: skip
+        CheckpointError (one line) when none is left, or at one of another model or optimizer.
+        A writer moves a damaged one aside (kept, never deleted), so its step can be saved anew."""
+        tried = self.existing(step)[::-1] if step is None else [s for s in self.existing(step) if s == step]  # fmt: skip
         args, damaged = Composite(state=StandardRestore(abstract_state(target, mesh))), []
         for s in tried:
             try:  # array metadata, JSON, arrays: each read alone, so none abandons another's reads
                 self._check_matches(s, target)
                 meta = self.read_meta(s)
                 with _reading(self.step_dir(s), "its array data (state)"):
-                    return self._manager.restore(s, args=args).state, meta, s
+                    state = self._manager.restore(s, args=args).state
             except _Damaged as e:
                 if step is not None:
-                    raise
-                damaged.append(e)
+                    raise CheckpointError(f"{e}; left on disk.") from None
+                damaged.append((s, e))
+                continue
+            for d, e in damaged:  # only once an older one restores: all damaged is left as is
+                where = self._move_aside(d)
                 if on_damaged is not None:
-                    on_damaged(f"skipping {e}")
+                    on_damaged(f"skipping {e}; {where}.")
+            return state, meta, s
         raise CheckpointError(f"no checkpoint in {self.directory} restores (steps {tried} are all "
-                              f"damaged); the newest: {damaged[0]}")  # fmt: skip
+                              f"damaged, left on disk); the newest: {damaged[0][1]}.")  # fmt: skip
+
+    def existing(self, step: int | None = None) -> list[int]:
+        """The complete checkpoints' steps; CheckpointError naming them if ``step`` (None: any) is not."""
+        if (steps := self.all_steps()) and (step is None or step in steps):
+            return steps
+        if not steps:
+            raise CheckpointError(f"{self.directory} has no checkpoint yet{'' if step is None else f', so none at step {step}'}.")  # fmt: skip
+        raise CheckpointError(f"checkpoint step {step} does not exist in {self.directory}; existing steps: {', '.join(map(str, steps))}.")  # fmt: skip
+
+    def _move_aside(self, step: int) -> str:
+        """Rename a damaged step folder out of orbax's listing (a reader leaves it); says where."""
+        path = aside = self.step_dir(step)
+        if not self._create:
+            return "left on disk"
+        if jax.process_index() == 0:
+            aside = next(p for n in range(1, 1000) if not os.path.exists(p := f"{path}.damaged{'' if n == 1 else n}"))  # fmt: skip
+            os.rename(path, aside)
+        self._manager.reload()
+        return f"moved aside to {aside}"
 
     def _check_matches(self, step: int, target: Any) -> None:
         """CheckpointError unless the stored array metadata has ``target``'s tree and types."""
@@ -242,9 +244,6 @@ class Checkpointer:
 
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
         """Only the JSON item of a checkpoint (no array is read); CheckpointError if unreadable."""
-        steps = self.all_steps()
-        if (step := max(steps, default=None) if step is None else step) not in steps:
-            raise CheckpointError(f"no complete checkpoint{'' if step is None else f' {step}'} in "
-                                  f"{self.directory}; available steps: {steps}.")  # fmt: skip
+        step = self.existing(step)[-1] if step is None else (self.existing(step) and step)
         with _reading(self.step_dir(step), "its JSON item (meta)"):
             return dict(self._manager.restore(step, args=Composite(meta=JsonRestore())).meta)

@@ -4,7 +4,7 @@ Every setting of :class:`jaxgan.training.config.Config` is a flag named after it
 field's allowed values; a flag that is not given keeps the preset's value (``--help`` shows the
 main preset's). Bad input ends with one line on stderr and exit status 2; an error about a value
 the user did not type says which preset it came from. A failed save exits 1; Ctrl-C during
-start-up exits 130 quietly.
+a signal stops the run (at start-up: nothing trains) with status 128 + N.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import errno
 import re
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jaxgan import configs
@@ -172,9 +172,9 @@ def _blame(message: str, typed: dict[str, Any], preset: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda: False) -> int:
-    """Parse, train; bad input -> one line on stderr and exit status 2. ``interrupted`` tells
-    whether Ctrl-C came during start-up (then nothing trains, exit 130)."""
+def main(argv: list[str] | None = None, caught: Sequence[int] = ()) -> int:
+    """Parse, train; bad input -> one line on stderr and exit status 2; a signal -> 128 + N.
+    ``caught``: signals the entry point's handler recorded before training started."""
     try:
         try:
             config, ns = parse(argv)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
 
         try:
             summary = train(config, ns.workdir, resume=ns.resume, quiet=ns.quiet,
-                            allow_changes=ns.allow_config_change, interrupted=interrupted)  # fmt: skip
+                            allow_changes=ns.allow_config_change, caught=caught)  # fmt: skip
         except ConfigError as e:  # found at start-up (the data, the run directory)
             raise ConfigError(_blame(str(e), ns.typed, ns.config)) from None
         return summary.exit_code
@@ -205,6 +205,3 @@ def main(argv: list[str] | None = None, interrupted: Callable[[], bool] = lambda
         sys.stderr.write(f"{PROG}: error: writing {e.filename or 'the run directory'} failed: "
                          f"{e.strerror}; free space and rerun to resume.\n")  # fmt: skip
         return 1
-    except KeyboardInterrupt:  # a new run directory was removed on the way out
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130

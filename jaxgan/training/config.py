@@ -142,8 +142,8 @@ class Output:
     max_skips: int = _f(20, "stop after this many consecutive steps with non-finite updates",
                         check="int>0", resume=FREE)  # fmt: skip
     eval_every: int = _f(0, "steps between evaluations (0: off)", check="int>=0", resume=FREE)
-    eval_metrics: tuple[str, ...] = _f(("swd",), "evaluation metrics", choices=IN_TRAINING,
-                                       resume=FREE)  # fmt: skip
+    eval_metrics: tuple[str, ...] = _f((), "evaluation metrics (none: those of them that apply to the data)",
+                                       choices=IN_TRAINING, resume=FREE)  # fmt: skip
     eval_images: int = _f(1024, "images generated per evaluation", check="int>0", resume=FREE)
 
 
@@ -189,17 +189,31 @@ class Config:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Config:
         """Rebuild from :meth:`to_json`'s dict; unknown keys are an error."""
-        extra = set(d) - set(SECTIONS)
-        if extra:
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a config is a JSON object of sections {list(SECTIONS)}, not {type(d).__name__}.")  # fmt: skip
+        if extra := set(d) - set(SECTIONS):
             raise ConfigError(f"config has unknown sections {sorted(extra)}.")
         sections = {}
         for name, typ in SECTIONS.items():
-            values = dict(d.get(name, {}))
+            if not isinstance(values := d.get(name, {}), Mapping):
+                raise ConfigError(f"config section {name!r} is not a JSON object.")
             unknown = set(values) - {f.name for f in dataclasses.fields(typ)}
             if unknown:
                 raise ConfigError(f"config section {name!r} has unknown keys {sorted(unknown)}.")
             sections[name] = typ(**{k: _coerce(k, v) for k, v in values.items()})
         return cls(**sections)
+
+    @classmethod
+    def read(cls, path: str) -> Config:
+        """The (validated) config in JSON file ``path``; ConfigError (one line) naming the file."""
+        try:
+            with open(path) as f:
+                return validate(cls.from_json(json.load(f)))
+        except OSError as e:
+            raise ConfigError(f"{path} cannot be read: {e.strerror or e}.") from None
+        except ValueError as e:  # not JSON; ConfigError (a ValueError) says what is wrong in it
+            why = e if isinstance(e, ConfigError) else f"not valid JSON ({e})"
+            raise ConfigError(f"{path}: {str(why).rstrip('.')}.") from None
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
@@ -364,6 +378,12 @@ def validate(c: Config, given: Mapping[str, Any] = types.MappingProxyType({})) -
     _check(not (c.is_toy and v["model"] != "mlp"),
            f"--model={v['model']} needs an image dataset; --dataset={v['dataset']} is 2-D points "
            "(use --model=mlp, or a toy preset such as --config=toy-wgan-gp).")  # fmt: skip
+    if v["eval_metrics"]:
+        from jaxgan.evaluation import applicable_metrics
+
+        ok = applicable_metrics(v["dataset"])
+        bad = [m for m in v["eval_metrics"] if m not in ok]
+        _check(not bad, f"--eval_metrics={shown(v['eval_metrics'])}: {', '.join(bad)} do not apply to --dataset={v['dataset']} (those that apply: {', '.join(ok) or 'none'}).")  # fmt: skip
     sched = v["stage_schedule"]
     if not c.progressive:
         _check(not sched, f"--stage_schedule needs --model=progressive (got --model={v['model']}).")

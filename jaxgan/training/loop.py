@@ -5,6 +5,10 @@ logger); :func:`loop` reads straight down: one jitted step per iteration, then t
 due (samples, evaluation, checkpoints, the caller's own). The host reads one scalar per step, one
 step late (the skip streak, kept on the device and returned in the step's metrics), and the rest
 only at log ticks. Running the same call again resumes exactly.
+
+SIGINT and SIGTERM only set a flag, whenever they come: the loop finishes its step, saves and
+returns ``128 + N``; during start-up nothing trains and a run directory made by this start is
+removed. No exception is ever raised inside a library call (an import, an orbax restore).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
@@ -27,12 +33,13 @@ from jaxgan import parallel, samples, xla_flags
 from jaxgan.errors import CheckpointError, ConfigError
 from jaxgan.training import build
 from jaxgan.training import schedule as sched_lib
-from jaxgan.training.checkpoint import Checkpointer, is_saveable
+from jaxgan.training.checkpoint import Checkpointer
 from jaxgan.training.config import Config, validate
 from jaxgan.training.logs import RunLogger
 from jaxgan.training.rundir import RunDir
 
 EXIT_OK, EXIT_NONFINITE = 0, 3
+MAX_ABS_VALUE = 1e15  # a parameter or optimizer moment above it has exploded (see is_saveable)
 Hook = Callable[["Run"], None]
 
 
@@ -79,30 +86,27 @@ class Run:
     def is_main(self) -> bool:
         return jax.process_index() == 0
 
+    def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
     def train_step(self, phase: sched_lib.Phase) -> Callable:
         """The phase's jitted step (compiled once per resolution and fading)."""
-        key = ("step", phase.resolution, phase.fading)
-        if key not in self.cache:
-            fn = build.train_step(self.config, self.g_def, self.d_def, *key[1:])
-            self.cache[key] = build.jit_step(fn, self.state, self.mesh)
-        return self.cache[key]
+        r, f = phase.resolution, phase.fading
+        make = lambda: build.jit_step(build.train_step(self.config, self.g_def, self.d_def, r, f), self.state, self.mesh)  # fmt: skip # noqa: E731
+        return self._cached(("step", r, f), make)
 
     def sample(self, z: jax.Array, phase: sched_lib.Phase | None = None) -> np.ndarray:
         """Generated samples for ``z`` (the EMA generator when the run has one)."""
-        phase = phase or self.phase
-        key = ("sample", phase.resolution, phase.fading)
-        if key not in self.cache:
-            self.cache[key] = build.sampler(self.g_def, *key[1:])
-        params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
-        out = self.cache[key](params, self.state.g_rest, z, np.float32(phase.alpha))
-        return np.asarray(jax.device_get(out))
+        p = phase or self.phase
+        fn = self._cached(("sample", p.resolution, p.fading), lambda: build.sampler(self.g_def, p.resolution, p.fading))  # fmt: skip
+        return build.sample(fn, self.config, self.state, z, p.alpha)
 
     def latents(self, n: int) -> jax.Array:
         """The run's fixed latents for grids (64) and toy plots and metrics (2,500)."""
-        if n not in self.cache:
-            key = jax.random.key(self.config.output.seed + 2)
-            self.cache[n] = jax.random.normal(key, (n, self.config.model.latent_dim))
-        return self.cache[n]
+        key = jax.random.key(self.config.output.seed + 2)
+        return self._cached(n, lambda: jax.random.normal(key, (n, self.config.model.latent_dim)))
 
     def meta(self) -> dict[str, Any]:
         """The JSON part of a checkpoint: counters, data position, the config."""
@@ -176,10 +180,14 @@ def prepare(config: Config, workdir: str, *, resume: bool = True, allow_changes:
                 raise ConfigError(str(e)) from None
             run.images_seen = int(meta["images_seen"])
             run.phase = schedule.phases()[int(meta.get("phase_index", 0))]
+            try:
+                pipe.set_state(meta["data_state"])
+            except ValueError as e:  # another --seed, or the folder changed: a new data order
+                warn(f"the data order starts anew: {e}")
+                pipe.configure(resolution=run.phase.resolution, batch_size=run.phase.batch_size)
             if not c.progressive:  # counted in steps: the batch or n_critic may have changed
                 left = max(c.schedule.steps - run.step, 0) * c.schedule.batch_size * c.loss.n_critic
                 run.schedule = sched_lib.PhaseSchedule.plain(run.images_seen + left, c.schedule.batch_size)  # fmt: skip
-            pipe.set_state(meta["data_state"])
             run.restored_from = checkpointer.step_dir(run.step)
         if run.is_main:
             rundir.record_config(c, run.step, changed)
@@ -209,9 +217,7 @@ def _open_data(c: Config, mesh: Mesh, phase: sched_lib.Phase) -> Any:
     if c.progressive:
         last = c.schedule.stage_schedule[-1]
         try:
-            sched_lib.check_schedule_against_source(
-                c.schedule.stage_schedule, pipe.native_resolution
-            )
+            sched_lib.check_schedule_against_source(c.schedule.stage_schedule, pipe.native_resolution)  # fmt: skip
         except ValueError as e:
             pipe.close()
             raise ConfigError(f"{e}; or add --dataset=folder:PATH with images of at least {last}x{last}") from None  # fmt: skip
@@ -234,10 +240,8 @@ def write_samples(run: Run) -> None:
         run.latest_png = samples.write_grid(run.dir.samples, run.step, run.sample(run.latents(64)))
         return
     real = run.pipe.toy.sample(np.random.default_rng(run.config.output.seed + 17), 1000)
-    fake, critic = (
-        run.sample(run.latents(2500)[:1000]),
-        build.critic_fn(run.d_def, run.state, run.phase),
-    )
+    fake = run.sample(run.latents(2500)[:1000])
+    critic = build.critic_fn(run.d_def, run.state, run.phase)
     run.latest_png = samples.write_toy(run.dir.samples, run.step, real, fake, critic)
 
 
@@ -251,12 +255,27 @@ def write_stage(run: Run, phase: sched_lib.Phase) -> None:
 def evaluate(run: Run) -> None:
     from jaxgan import evaluation
 
-    c = run.config
+    c, res = run.config, run.phase.resolution
+    metrics = c.output.eval_metrics or evaluation.default_metrics(c.data.dataset, res)
     record = evaluation.evaluate_generator(
-        run.sample, c.data.dataset, c.model.latent_dim, metrics=c.output.eval_metrics,
+        run.sample, c.data.dataset, c.model.latent_dim, metrics=metrics,
         num_images=c.output.eval_images, resolution=run.phase.resolution, data_dir=c.data.data_dir,
     )  # fmt: skip
     run.logger.log({"step": run.step, **{f"eval/{k}": v for k, v in record.items()}})
+
+
+@jax.jit
+def _all_bounded(leaves: list[jax.Array], max_abs: jax.Array) -> jax.Array:
+    # abs(nan) <= t and abs(inf) <= t are False: one comparison refuses NaN, inf and explosions.
+    return jnp.all(jnp.stack([jnp.all(jnp.abs(x) <= max_abs) for x in leaves]))
+
+
+def is_saveable(state: Any, max_abs: float = MAX_ABS_VALUE) -> bool:
+    """True if every float leaf of ``state`` is finite and within ``max_abs`` (one boolean read):
+    weights blown up to 1e30 are finite in float32, but resuming squares them (Adam's moments, the
+    gradient penalty) into inf, so such a checkpoint never resumes; healthy ones stay below 1e15."""
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return not leaves or bool(_all_bounded(leaves, jnp.asarray(max_abs, jnp.float32)))
 
 
 def save_checkpoint(run: Run) -> None:
@@ -286,8 +305,7 @@ def _record(run: Run, pending: list[dict[str, jax.Array]], since: tuple[float, i
     if run.config.is_toy:
         from jaxgan import evaluation
 
-        fake = run.sample(run.latents(2500))
-        modes = evaluation.evaluate_images(fake, run.config.data.dataset, metrics=("modes",))
+        modes = evaluation.evaluate_images(run.sample(run.latents(2500)), run.config.data.dataset, metrics=("modes",))  # fmt: skip
         row.update({k: v for k, v in modes.items() if k != "num_images"})
     return row
 
@@ -304,15 +322,29 @@ def enter_phase(run: Run, phase: sched_lib.Phase) -> None:
 
 
 class StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop finishes the step, saves and returns. In a multi-host
-    run the hosts agree on it with one collective at each log tick (not every step: it waits for
-    the device), so all stop at the same step."""
+    """Records SIGINT/SIGTERM (the first one counts); the loop finishes the step, saves and returns.
+    In a multi-host run the hosts agree on it with one collective at each log tick (not every step:
+    it waits for the device), so all stop at the same step."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
+    def __init__(self, caught: Sequence[int] = ()) -> None:
+        self.signum: int | None = caught[0] if caught else None
 
     def __call__(self, signum: int, frame: Any) -> None:
-        self.signum = signum
+        self.signum = self.signum or signum
+
+    @contextlib.contextmanager
+    def installed(self, caught: Sequence[int] = ()):
+        """Handle SIGINT/SIGTERM while inside (main thread only: elsewhere signals cannot be)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.signum = self.signum or (caught[0] if caught else None)  # came before these handlers
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def requested(self, step: int, every: int) -> bool:
         if jax.process_count() == 1:
@@ -402,16 +434,16 @@ def _where(run: Run, checkpoint: str | None, signum: int | None) -> str:
 
 def train(config: Config | str, workdir: str | None = None, *, resume: bool = True,
           allow_changes: bool = False, quiet: bool = False, hooks: Sequence[Hook] = (),
-          interrupted: Callable[[], bool] = lambda: False) -> Summary:  # fmt: skip
+          caught: Sequence[int] = ()) -> Summary:  # fmt: skip
     """Train ``config`` (a :class:`Config` or a preset name) into ``workdir`` (default
     ``runs/<dataset>-<loss>-<model>``).
 
     Resumes from the newest checkpoint that restores when the directory holds the same run;
     ``allow_changes`` lets settings that change the optimisation differ (training longer and other
     intervals never need it; changes are recorded in ``config_history.jsonl``). ``hooks``: called
-    with the :class:`Run` after every step. Raises :class:`ConfigError` for bad input (a failed
-    start leaves nothing behind), and KeyboardInterrupt when ``interrupted()`` says Ctrl-C came
-    during start-up (a new run directory is then removed).
+    with the :class:`Run` after every step. ``caught``: signals the caller's own handler recorded
+    before this call (read once this call's handlers are in). Raises :class:`ConfigError` for bad
+    input; a failed or interrupted start leaves no new run directory behind.
     """
     # Before JAX starts, when this call is the first to start it; said on stdout, so that stderr
     # holds one line for a bad input.
@@ -422,22 +454,28 @@ def train(config: Config | str, workdir: str | None = None, *, resume: bool = Tr
         config = configs.load(config)
     if not isinstance(config, Config):
         raise ConfigError(f"train: config must be a jaxgan Config or a preset name, not {type(config).__name__}.")  # fmt: skip
-    run = prepare(config, workdir or default_workdir(config), resume=resume,
-                  allow_changes=allow_changes, quiet=quiet)  # fmt: skip
-    stop, cancelled = StopSignal(), False
-    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if cancelled := interrupted():
-            raise KeyboardInterrupt
-        if run.restored_from:
-            run.logger.message(f"resumed from {run.restored_from} at step {run.step}, {run.images_seen} images seen")  # fmt: skip
-        summary = loop(run, stop, hooks)
-    except BaseException:
-        with contextlib.suppress(CheckpointError):  # another error is already on its way out
-            run.close(discard=cancelled)
-        raise
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
+    with StopSignal().installed(caught) as stop:
+        run = prepare(config, workdir or default_workdir(config), resume=resume,
+                      allow_changes=allow_changes, quiet=quiet)  # fmt: skip
+        try:
+            if stop.requested(run.step, 1):  # during start-up: nothing trains
+                return _stopped_at_start(run, stop.signum)
+            if run.restored_from:
+                run.logger.message(f"resumed from {run.restored_from} at step {run.step}, {run.images_seen} images seen")  # fmt: skip
+            summary = loop(run, stop, hooks)
+        except BaseException:
+            with contextlib.suppress(CheckpointError):  # another error is already on its way out
+                run.close()
+            raise
     run.close()  # a failed background save surfaces here
     return summary
+
+
+def _stopped_at_start(run: Run, signum: int) -> Summary:
+    """A signal came before the first step: release everything, remove a run directory made now."""
+    run.close(discard=True)
+    kept = f"{run.dir.path} is as it was (step {run.step})" if run.restored_from else "nothing was kept"  # fmt: skip
+    message = f"stopped by {signal.Signals(signum).name} during start-up, before any step; {kept}."
+    if run.is_main:
+        print(message, flush=True)
+    return Summary(run.dir.path, 128 + signum, run.step, run.images_seen, {}, run.restored_from, None, message)  # fmt: skip

@@ -90,19 +90,21 @@ class RunDir:
         if mine:
             os.remove(path)
 
-    def saved_config(self) -> dict[str, Any] | None:
+    def saved_config(self) -> Config | None:
+        """The run's ``config.json`` (None when there is none); ConfigError naming the file and
+        how to go on when it is unreadable."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path) as f:
-            return json.load(f)
+        try:
+            return Config.read(self.config_path)
+        except ConfigError as e:
+            raise ConfigError(f"--workdir: {str(e).rstrip('.')}; its last good version is the last "
+                              f"line of {self.history_path}.") from None  # fmt: skip
 
     def load_config(self) -> Config:
-        saved = self.saved_config()
-        if saved is None:
-            raise ConfigError(
-                f"--workdir={self.path} has no config.json: not a jaxgan run directory."
-            )
-        return Config.from_json(saved)
+        if (saved := self.saved_config()) is None:
+            raise ConfigError(f"--workdir={self.path} has no config.json: not a jaxgan run directory.")  # fmt: skip
+        return saved
 
     def check_resume(self, config: Config, latest: int | None, *, resume: bool,
                      allow_changes: bool) -> list[str]:  # fmt: skip
@@ -113,7 +115,7 @@ class RunDir:
         saved = self.saved_config()
         if saved is None:
             return []
-        old, new = Config.from_json(saved).flat(), config.flat()
+        old, new = saved.flat(), config.flat()
         by: dict[str, list[str]] = {"structural": [], "": [], "free": []}
         for k in (k for k in new if old.get(k) != new[k]):
             by[FIELDS[k][1].metadata["resume"]].append(f"{k}: {old.get(k)!r} -> {new[k]!r}")

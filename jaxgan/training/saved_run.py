@@ -2,6 +2,8 @@
 
 ``open_run(workdir)`` restores the newest checkpoint that restores (or ``step``) onto one device
 and samples with the EMA generator when the run has one, at the phase the checkpoint was in.
+Misuse (a count that is not a positive int, a latent ``z`` of another width, a metric that is
+unknown or does not apply to the run's data) raises :class:`ConfigError` with one sentence.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import numpy as np
 
 from jaxgan import parallel
 from jaxgan.arrays import slerp
-from jaxgan.errors import ConfigError
+from jaxgan.errors import CheckpointError, ConfigError
 from jaxgan.training import build
-from jaxgan.training import checkpoint as ckpt_lib
 from jaxgan.training import schedule as sched_lib
+from jaxgan.training.checkpoint import Checkpointer
 from jaxgan.training.config import Config
 from jaxgan.training.rundir import RunDir
+
+
+def _int(name: str, v: Any, low: int = -(2**63)) -> int:
+    """``v`` as an int in [low, 2**63); else ConfigError naming the argument."""
+    if (
+        isinstance(v, bool | np.bool_)
+        or not isinstance(v, int | np.integer)
+        or not low <= v < 2**63
+    ):
+        raise ConfigError(f"{name} must be an int{f' >= {low}' if low > -(2**63) else ''}, got {v!r}.")  # fmt: skip
+    return int(v)
 
 
 @dataclasses.dataclass
@@ -36,17 +49,24 @@ class SavedRun:
     state: Any
     g_def: Any
     d_def: Any
+    samplers: dict = dataclasses.field(default_factory=dict, repr=False)  # by (resolution, fading)
 
-    def sample(self, num: int = 64, *, seed: int = 0, z: jax.Array | None = None) -> np.ndarray:
-        """``num`` samples (or one per row of ``z``), (N, H, W, C) in [-1, 1] or (N, 2) points."""
+    def sample(self, num: int = 64, *, seed: int = 0, z: Any = None) -> np.ndarray:
+        """``num`` (>= 1) samples, or one per row of ``z`` (N, latent_dim): (N, H, W, C) in
+        [-1, 1] or (N, 2) points."""
+        d = self.config.model.latent_dim
         if z is None:
-            z = jax.random.normal(jax.random.key(seed), (num, self.config.model.latent_dim))
-        fn = build.sampler(self.g_def, self.phase.resolution, self.phase.fading)
-        params = self.state.ema if self.config.optim.ema > 0 else self.state.g_params
-        out = fn(
-            params, self.state.g_rest, jnp.asarray(z, jnp.float32), np.float32(self.phase.alpha)
-        )
-        return np.asarray(jax.device_get(out))
+            z = jax.random.normal(jax.random.key(_int("seed", seed)), (_int("num", num, 1), d))
+        try:
+            z = jnp.asarray(z, jnp.float32)
+        except (TypeError, ValueError):
+            raise ConfigError(f"z must be numbers of shape (N, {d}).") from None
+        if z.ndim != 2 or z.shape[0] < 1 or z.shape[1] != d:
+            raise ConfigError(f"z must have shape (N, {d}) with N >= 1 (one latent of this run's latent_dim {d} per row), got {tuple(z.shape)}.")  # fmt: skip
+        p = self.phase
+        if (key := (p.resolution, p.fading)) not in self.samplers:
+            self.samplers[key] = build.sampler(self.g_def, *key)
+        return build.sample(self.samplers[key], self.config, self.state, z, p.alpha)
 
     def critic(self, x: np.ndarray) -> np.ndarray:
         """The critic's scores of samples ``x`` (inference mode), shape (N,)."""
@@ -54,28 +74,29 @@ class SavedRun:
 
     def interpolate(self, steps: int = 8, rows: int = 4, *, seed: int = 0) -> np.ndarray:
         """Samples along spherical paths between random latents: (rows·steps, ...), row-major."""
-        k0, k1 = jax.random.split(jax.random.key(seed))
+        steps, rows = _int("steps", steps, 1), _int("rows", rows, 1)
+        k0, k1 = jax.random.split(jax.random.key(_int("seed", seed)))
         d = self.config.model.latent_dim
         a, b = jax.random.normal(k0, (rows, 1, d)), jax.random.normal(k1, (rows, 1, d))
         z = slerp(a, b, jnp.linspace(0.0, 1.0, steps)[None, :, None])
         return self.sample(z=z.reshape(rows * steps, d))
 
-    def evaluate(
-        self,
-        metrics: Sequence[str] = ("swd",),
-        num_images: int = 2048,
-        *,
-        seed: int = 0,
-        **kw: Any,
-    ) -> dict[str, Any]:
-        """Metrics of ``num_images`` samples against the run's data (see :mod:`jaxgan.evaluation`)."""
+    def evaluate(self, metrics: Sequence[str] | str | None = None, num_images: int = 2048, *,
+                 seed: int = 0, **kw: Any) -> dict[str, Any]:  # fmt: skip
+        """Metrics of ``num_images`` (>= 2) samples against the run's data: ``step``,
+        ``images_seen``, ``num_images`` and the values (see :mod:`jaxgan.evaluation`).
+        ``metrics``: names (a string: a comma list) that apply to the run's data; None: those of
+        swd, ms_ssim and modes that apply at this checkpoint's resolution."""
         from jaxgan import evaluation
 
         c = self.config
+        if metrics is None:
+            metrics = evaluation.default_metrics(c.data.dataset, self.phase.resolution)
+        metrics = evaluation.check_metrics(metrics, c.data.dataset, inception_weights=kw.get("inception_weights"))  # fmt: skip
         result = evaluation.evaluate_generator(
             lambda z: self.sample(z=z), c.data.dataset, c.model.latent_dim, metrics=metrics,
-            num_images=num_images, resolution=self.phase.resolution, seed=seed,
-            data_dir=c.data.data_dir, **kw,
+            num_images=_int("num_images", num_images, 2), resolution=self.phase.resolution,
+            seed=_int("seed", seed), data_dir=c.data.data_dir, **kw,
         )  # fmt: skip
         return {"step": self.step, "images_seen": self.images_seen, **result}
 
@@ -83,16 +104,16 @@ class SavedRun:
 def open_run(workdir: str, step: int | None = None) -> SavedRun:
     """Restore a run directory's newest restorable checkpoint (or ``step``) on one device.
 
-    Raises :class:`ConfigError` with one line when ``workdir`` is not a run or has no checkpoint.
+    Raises :class:`ConfigError` with one line when ``workdir`` is not a run, has no checkpoint,
+    none at ``step`` (the message lists those that exist) or none that restores.
     """
+    step = None if step is None else _int("step", step, 0)
     rundir = RunDir(workdir)
     config = rundir.load_config()
     mesh = parallel.make_mesh(jax.local_devices()[:1])
-    checkpointer = ckpt_lib.Checkpointer(rundir.checkpoints, create=False)
+    checkpointer = Checkpointer(rundir.checkpoints, create=False)
     try:
-        steps = checkpointer.all_steps() if step is None else [step]
-        if not steps:
-            raise ConfigError(f"--workdir={rundir.path} has no checkpoint yet.")
+        steps = [s for s in checkpointer.existing(step) if step in (None, s)]
         errors = []
         for s in reversed(steps):  # newest first; a damaged one is skipped
             try:
@@ -100,10 +121,12 @@ def open_run(workdir: str, step: int | None = None) -> SavedRun:
                 state, g_def, d_def = build.init_state(config, shape, mesh)
                 state, meta, step = checkpointer.restore(state, mesh, s)
                 break
-            except ckpt_lib.CheckpointError as e:
+            except CheckpointError as e:
                 errors.append(str(e))
         else:
             raise ConfigError(f"no checkpoint in {rundir.checkpoints} restores: {errors[0]}")
+    except CheckpointError as e:  # none, or not at ``step``
+        raise ConfigError(str(e)) from None
     finally:
         checkpointer.close()
     images = int(meta["images_seen"])
