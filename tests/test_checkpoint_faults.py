@@ -189,7 +189,9 @@ def test_a_missing_step_is_one_line(tmp_path, mesh):
     ck = Checkpointer(directory)
     with pytest.raises(CheckpointError) as e:
         ck.restore(_state(mesh), mesh, step=7)
-    assert "step 7 does not exist" in _one_line(str(e.value)) and "existing steps: 1." in str(e.value)
+    assert "step 7 does not exist" in _one_line(str(e.value)) and "existing steps: 1." in str(
+        e.value
+    )
     ck.close()
     empty = Checkpointer(str(tmp_path / "empty"))
     with pytest.raises(CheckpointError, match="has no checkpoint yet"):
