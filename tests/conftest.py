@@ -69,3 +69,14 @@ def compiles():
     jax.monitoring.register_event_duration_secs_listener(counter)
     yield counter
     jax.monitoring.unregister_event_duration_listener(counter)
+
+
+def load_experiment(name: str):
+    """``experiments/<name>.py`` as a module, to call its ``main(argv)`` in this process."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(f"_jaxgan_{name}", os.path.join(root, "experiments", f"{name}.py"))  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,7 +4,6 @@ not exist is named with the ones that do, a metric that does not apply is refuse
 merged and written atomically, and the sampler compiles once."""
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import load_experiment
 
 import jaxgan
 from jaxgan.errors import ConfigError
@@ -44,12 +44,7 @@ def wd(toy_run, tmp_path):
 
 
 def _evaluate_main():
-    spec = importlib.util.spec_from_file_location(
-        "_jaxgan_evaluate", os.path.join(ROOT, "experiments", "evaluate.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_experiment("evaluate").main
 
 
 def _one_line(capsys) -> str:

@@ -2,7 +2,6 @@
 recomputation of the PacGAN/VEEGAN metrics, the table aggregates over seeds, figures are written."""
 
 import errno
-import importlib.util
 import json
 import os
 import signal
@@ -12,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import load_experiment
 
 from jaxgan.data.toys import get_toy
 from jaxgan.study import runner as study_lib
@@ -161,12 +161,7 @@ def test_cli_trains_in_parallel_jobs_then_skips_finished_runs(tmp_path):
 # experiments/study.py in this process: every bad input is one line on stderr and exit status 2,
 # checked before anything is created or changed under --root.
 def _study_cli():
-    spec = importlib.util.spec_from_file_location(
-        "_jaxgan_study", os.path.join(ROOT, "experiments", "study.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("study")
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def _converter(name: str) -> Callable[[str], Any]:
     """The argparse ``type`` of a field: scalars, comma lists, RES:VALUE tables, ``none``."""
     typ, optional = field_type(name)
     origin, args = typing.get_origin(typ), typing.get_args(typ)
+    hint = {dict: "RES:VALUE pairs such as 4:64,8:32", tuple: "comma-separated values"}.get(origin)
 
     def convert(text: str) -> Any:
         if text.strip().lower() == "none" and (optional or origin in (tuple, dict)):
@@ -52,22 +53,12 @@ def _converter(name: str) -> Callable[[str], Any]:
             if origin is tuple:
                 return tuple(args[0](t.strip()) for t in text.split(",") if t.strip())
             if origin is dict:
-                pairs = [item.split(":") for item in text.split(",")]
-                return {int(k): args[1](v) for k, v in pairs}
+                return {
+                    int(k): args[1](v) for k, v in (item.split(":") for item in text.split(","))
+                }
             return typ(text)
         except ValueError as e:
-            hint = (
-                "RES:VALUE pairs such as 4:64,8:32"
-                if origin is dict
-                else "comma-separated values"
-                if origin is tuple
-                else typ.__name__
-            )
-            why = (
-                str(e).removeprefix(f"--stage_schedule={text!r}: ")
-                if name == "stage_schedule"
-                else f"write {hint}"
-            )
+            why = str(e).removeprefix(f"--stage_schedule={text!r}: ") if name == "stage_schedule" else f"write {hint or typ.__name__}"  # fmt: skip
             raise argparse.ArgumentTypeError(f"{text!r}: {why}") from None
 
     return convert
@@ -89,29 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         "a larger --steps or --kimg_total trains it longer.",
     )
     run = p.add_argument_group("run")
-    run.add_argument(
-        "--config", default="main", help="a preset name or a config JSON file (default: main)"
-    )
-    run.add_argument(
-        "--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)"
-    )
-    run.add_argument(
-        "--print_config", action="store_true", help="print the resolved config as JSON and exit"
-    )
-    run.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="resume from the workdir's checkpoint; --no-resume refuses an existing run",
-    )
-    run.add_argument(
-        "--allow_config_change",
-        action="store_true",
-        help="resume with settings that change the optimisation (recorded in config_history.jsonl)",
-    )
-    run.add_argument(
-        "--quiet", action="store_true", help="plain log lines instead of a progress bar"
-    )
+    run.add_argument("--config", default="main", help="a preset name or a config JSON file (default: main)")  # fmt: skip
+    run.add_argument("--workdir", default=None, help="run directory (default: runs/<dataset>-<loss>-<model>)")  # fmt: skip
+    run.add_argument("--print_config", action="store_true", help="print the resolved config as JSON and exit")  # fmt: skip
+    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                     help="resume from the workdir's checkpoint; --no-resume refuses an existing run")  # fmt: skip
+    run.add_argument("--allow_config_change", action="store_true",
+                     help="resume with settings that change the optimisation (recorded in config_history.jsonl)")  # fmt: skip
+    run.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")  # fmt: skip
     run.add_argument("--kimg_per_phase", type=float, default=argparse.SUPPRESS,
                      help="sets --kimg_stable and --kimg_fade together (and --kimg_total=0: "
                           "no extra training at the last resolution, unless given)")  # fmt: skip
@@ -132,10 +108,7 @@ def add_field_flags(
         choices = f.metadata["choices"]
         allowed = f" {{{','.join(choices)}}}" if choices else ""
         default = f" (main: {shown(flat[name])})" if flat else ""
-        kw: dict[str, Any] = {
-            "default": argparse.SUPPRESS,
-            "help": f.metadata["help"] + allowed + default,
-        }
+        kw: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f.metadata["help"] + allowed + default}  # fmt: skip
         if field_type(name)[0] is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -162,9 +135,7 @@ def parse(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
 
 def _blame(message: str, typed: dict[str, Any], preset: str) -> str:
     """``message`` plus which of the settings it names came from the preset, not the user."""
-    named = [
-        n for n in dict.fromkeys(re.findall(r"--(\w+)", message)) if n in FIELDS and n not in typed
-    ]
+    named = [n for n in dict.fromkeys(re.findall(r"--(\w+)", message)) if n in FIELDS and n not in typed]  # fmt: skip
     if not named:
         return message
     return (

@@ -81,6 +81,17 @@ class SavedRun:
         z = slerp(a, b, jnp.linspace(0.0, 1.0, steps)[None, :, None])
         return self.sample(z=z.reshape(rows * steps, d))
 
+    def export(self, path: str, platforms: Sequence[str] = ("cpu", "cuda", "tpu")) -> dict[str, Any]:  # fmt: skip
+        """Write the generator :meth:`sample` uses (EMA when kept; this phase's resolution and
+        fade-in alpha baked in) as one serialized ``jax.export`` module for ``platforms`` to
+        ``path``, and ``path + ".json"`` (latent size, output shape (n, H, W, C) NHWC in [-1, 1],
+        config, step); returns that JSON's dict. Loading needs only ``jax``:
+        ``jax.export.deserialize(open(path, "rb").read()).call(z)`` with ``z`` float32
+        (n, latent_dim), any n. See :mod:`jaxgan.export`."""
+        from jaxgan import export as export_lib
+
+        return export_lib.export_run(self, path, platforms)
+
     def evaluate(self, metrics: Sequence[str] | str | None = None, num_images: int = 2048, *,
                  seed: int = 0, **kw: Any) -> dict[str, Any]:  # fmt: skip
         """Metrics of ``num_images`` (>= 2) samples against the run's data: ``step``,
