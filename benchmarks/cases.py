@@ -131,11 +131,14 @@ def prepare(case: Case, mesh, sgd_lr: float | None = None):
 
 
 def lower(case: Case, state, jitted, reals) -> tuple[Any, bool]:
-    """(lowered step, whether its critic updates are a ``lax.scan``)."""
-    traced = jitted.trace(state, reals, ALPHA)
-    n = case.config.loss.n_critic
-    scan = any(e.primitive.name == "scan" and e.params["length"] == n for e in traced.jaxpr.eqns)
-    return traced.lower(), scan and n > 1
+    """(lowered step, whether its critic updates are a ``lax.scan`` in what lowered for this
+    backend: the step holds both forms until a platform's lowering keeps one)."""
+    import accelerator  # noqa: PLC0415 (it imports this module)
+
+    lowered = jitted.lower(state, reals, ALPHA)
+    return lowered, case.config.loss.n_critic > 1 and accelerator.critic_loop(
+        lowered.as_text()
+    ) == "scan"
 
 
 def stepper(jitted, state, reals) -> tuple[Callable[[int], Any], list]:

@@ -53,12 +53,8 @@ def test_step_compiles_once_and_runs_n_critic_updates(compiles):
 
 
 def _make_step(*args, unroll=True, **kw):
-    """make_train_step as on CPU (unrolled) or as on GPU/TPU (lax.scan), chosen by the backend."""
-    if unroll:
-        return train.make_train_step(*args, **kw)
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(jax, "default_backend", lambda: "gpu")
-        return train.make_train_step(*args, **kw)
+    """make_train_step in the CPU form (unrolled) or the GPU/TPU one (lax.scan)."""
+    return train.make_train_step(*args, critic_loop="unroll" if unroll else "scan", **kw)
 
 
 @pytest.mark.parametrize("unroll", [True, False])

@@ -4,8 +4,9 @@ G: dense to 4x4xW -> [transposed conv 4x4 stride 2, BatchNorm, ReLU] until resol
 transposed conv to C channels -> tanh. Critic: [conv 4x4 stride 2, norm, LeakyReLU(0.2)] down to
 4x4 -> dense to one score. ``conv_impl``: how the stride-2 layers run — "native" (``nnx.Conv`` /
 ``nnx.ConvTranspose``), "phase" (the exact stride-1 rewrites of :mod:`jaxgan.models.strided`), or
-"auto" (phase on CPU, native elsewhere); the layers are ``StridedConv`` / ``StridedConvTranspose``,
-so the parameters are the same either way. The critic's normalisation follows the objective:
+"auto" (phase where the step is lowered for CPU, native where it is lowered for a GPU or TPU:
+:func:`jaxgan.models.strided.per_platform`); the layers are ``StridedConv`` /
+``StridedConvTranspose``, so the parameters are the same either way. The critic's normalisation follows the objective:
 BatchNorm only without a gradient penalty (BatchNorm couples the samples the penalty treats
 independently).
 """
@@ -18,14 +19,13 @@ from flax import nnx
 
 from jaxgan.arrays import is_power_of_two
 from jaxgan.models import CRITIC_NORMS
-from jaxgan.models.strided import IMPLS, StridedConv, StridedConvTranspose, use_rewrite
+from jaxgan.models.strided import IMPLS, StridedConv, StridedConvTranspose, check_impl
 
 CONV_IMPLS = IMPLS
 
 
 def _check_impl(impl: str) -> str:
-    use_rewrite(impl, "conv_impl")
-    return impl
+    return check_impl(impl, "conv_impl")
 
 
 def _check_resolution(resolution: int) -> int:

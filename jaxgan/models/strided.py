@@ -13,14 +13,18 @@ compute, for any kernel size and padding, from pads, slices and reshapes plus
 
 Parameters keep the layouts of ``nnx.Conv`` / ``nnx.ConvTranspose`` (kernel ``(kh, kw, C_in,
 C_out)``, unflipped as ``lax.conv_transpose`` uses it), so modules still own ordinary Flax layers
-and can switch to the native layer on other backends: :class:`StridedConv` and
+and can switch to the native layer on other platforms: :class:`StridedConv` and
 :class:`StridedConvTranspose` are those layers at stride 2 for your own models, rewritten on CPU
-and native elsewhere (cuDNN and TPUs have fast strided kernels). All arrays are NHWC.
+and native elsewhere (cuDNN and TPUs have fast strided kernels). That choice ("auto") is made per
+lowering platform with ``jax.lax.platform_dependent``, not by the backend that traces: a ``cpu``
+lowering holds the rewrite, a ``cuda``/``rocm``/``tpu`` one the native convolution, so a step
+traced here exports (``jax.export``) for an accelerator with its accelerator form. All arrays are
+NHWC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -126,43 +130,75 @@ def _transpose_pads(padding: Padding, kernel: Sequence[int]) -> list[tuple[int, 
     return out
 
 
-IMPLS = ("auto", "phase", "native")  # phase: the rewrites above; auto: phase on CPU only
+IMPLS = ("auto", "phase", "native")  # phase: the rewrites above; auto: phase when lowered for cpu
 
 
-def use_rewrite(impl: str, name: str = "impl") -> bool:
-    """Whether ``impl`` runs the rewrites here: "phase", or "auto" on the CPU backend; a value
-    outside :data:`IMPLS` is refused, naming the argument ``name``."""
+def check_impl(impl: str, name: str = "impl") -> str:
+    """``impl`` if it is one of :data:`IMPLS`; otherwise ValueError naming the argument ``name``."""
     if impl not in IMPLS:
         raise ValueError(f"{name} must be one of {IMPLS}, got {impl!r}.")
-    return impl == "phase" or (impl == "auto" and jax.default_backend() == "cpu")
+    return impl
+
+
+ConvFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]  # (x, kernel, bias) -> y
+
+
+def per_platform(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array | None,
+    *,
+    impl: str,
+    rewrite: ConvFn,
+    native: ConvFn,
+) -> jax.Array:
+    """``rewrite(x, kernel, bias)`` or ``native(x, kernel, bias)`` as ``impl`` says: "phase" /
+    "native" always, "auto" through ``jax.lax.platform_dependent`` (the rewrite where the
+    computation is lowered for ``cpu``, native for every other platform). Both are traced under
+    "auto"; a lowering for one platform keeps only its own, and an eager call runs only the
+    current backend's."""
+    if check_impl(impl) == "auto":
+        return jax.lax.platform_dependent(x, kernel, bias, cpu=rewrite, default=native)
+    return (rewrite if impl == "phase" else native)(x, kernel, bias)
 
 
 class _RewrittenOnCpu:
-    """Mixin for a Flax convolution layer at stride 2: runs ``_rewrite`` where ``impl`` says so."""
+    """Mixin for a Flax convolution layer at stride 2: the rewrite ``_rewrite`` or the Flax layer
+    itself, as ``impl`` says (see :func:`per_platform`)."""
 
     _rewrite = None  # conv_stride2 or conv_transpose_stride2
 
     def __init__(self, in_features: int, out_features: int, kernel_size, *, impl: str = "auto", **kw) -> None:  # fmt: skip
-        use_rewrite(impl)
+        check_impl(impl)
         super().__init__(in_features, out_features, kernel_size, strides=2, **kw)
         self.impl = impl
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if not use_rewrite(self.impl):
+        if self.impl == "native":
             return super().__call__(x)
+        flax_call = super().__call__  # the Flax layer reads its own kernel and bias
+
+        def rewrite(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+            return type(self)._rewrite(x, kernel, bias, self.padding)
+
+        def native(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+            del kernel, bias
+            return flax_call(x)
+
         bias = None if self.bias is None else self.bias[...]
-        return type(self)._rewrite(x, self.kernel[...], bias, self.padding)
+        return per_platform(x, self.kernel[...], bias, impl=self.impl, rewrite=rewrite, native=native)  # fmt: skip
 
 
 class StridedConv(_RewrittenOnCpu, nnx.Conv):
     """``nnx.Conv`` at stride 2 (same arguments, same parameters) that runs :func:`conv_stride2`
-    where ``impl`` says so (default "auto": on CPU)."""
+    where ``impl`` says so (default "auto": where lowered for CPU)."""
 
     _rewrite = staticmethod(conv_stride2)
 
 
 class StridedConvTranspose(_RewrittenOnCpu, nnx.ConvTranspose):
     """``nnx.ConvTranspose`` at stride 2 (same arguments, same parameters; ``transpose_kernel``
-    False) that runs :func:`conv_transpose_stride2` where ``impl`` says so (default "auto": on CPU)."""
+    False) that runs :func:`conv_transpose_stride2` where ``impl`` says so (default "auto": where
+    lowered for CPU)."""
 
     _rewrite = staticmethod(conv_transpose_stride2)

@@ -30,6 +30,9 @@ from jaxgan import penalties
 ApplyFn = Callable[[nnx.Module, jax.Array, jax.Array], jax.Array]
 RealTransform = Callable[[jax.Array, jax.Array], jax.Array]
 
+#: ``make_train_step(critic_loop=...)``: "auto" lowers "unroll" for ``cpu`` and "scan" elsewhere.
+CRITIC_LOOPS = ("auto", "unroll", "scan")
+
 
 def plain_apply(module: nnx.Module, x: jax.Array, alpha: jax.Array) -> jax.Array:
     """Call a non-progressive model, ignoring alpha."""
@@ -126,14 +129,20 @@ def make_train_step(
     g_apply: ApplyFn = plain_apply,
     d_apply: ApplyFn = plain_apply,
     real_transform: RealTransform | None = None,
+    critic_loop: str = "auto",
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``step(state, reals, alpha) -> (state, metrics)`` (pure; jit it with the mesh).
 
     ``reals``: ``(n_critic, B, ...)`` real samples, one batch per critic update; ``alpha``: a float32
     scalar passed to ``g_apply``/``d_apply``/``real_transform`` (the fade-in coefficient).
-    The n_critic updates are unrolled on the CPU backend, where XLA runs convolutions inside a loop
-    body on a slow path, and a ``lax.scan`` elsewhere (shorter compiles). The noise batches and the
-    penalty's ε of a whole step are drawn at its start, one draw per kind.
+    ``critic_loop``: how the n_critic updates run — "unroll" (n_critic copies: XLA:CPU runs
+    convolutions inside a loop body on a slow path), "scan" (one ``lax.scan``: shorter compiles,
+    and what GPUs and TPUs run) or "auto" (the default): both, through
+    ``lax.platform_dependent``, so the choice is made per *lowering* platform — a ``cpu``
+    lowering holds only the unrolled form, a ``cuda``/``rocm``/``tpu`` one only the scan — and one
+    traced step exports for either (``jax.export``), whatever backend traced it. The price is
+    tracing the critic update n_critic + 1 times. The noise batches and the penalty's ε of a
+    whole step are drawn at its start, one draw per kind.
     ``metrics``: float32 scalars — critic and generator loss, W estimate (E[f(real)] − E[f(fake)]),
     each penalty term, gradient norms at x̂, mean real and fake scores, skipped updates; and
     ``streak`` (int32), the consecutive steps with a skipped update, for the loop to stop on.
@@ -141,7 +150,8 @@ def make_train_step(
     gp_scale = objective.penalty_scale()
     use_gp = objective.gp_weight > 0
     use_drift = objective.drift_weight > 0
-    unroll = jax.default_backend() == "cpu"
+    if critic_loop not in CRITIC_LOOPS:
+        raise ValueError(f"critic_loop must be one of {CRITIC_LOOPS}, got {critic_loop!r}.")
 
     def critic_loss(d_params, d_rest, x_real, fake, eps, alpha):
         d_module = nnx.merge(d_graphdef, d_params, d_rest, copy=True)
@@ -204,16 +214,24 @@ def make_train_step(
             d_params, d_rest, d_opt, g_rest = _select(ok, new, (d_params, d_rest, d_opt, g_rest))
             return (d_params, d_rest, d_opt, g_rest, skipped + (~ok).astype(jnp.int32)), aux
 
-        carry = (state.d_params, state.d_rest, state.d_opt, state.g_rest, jnp.zeros((), jnp.int32))
-        per_update = (reals, eps, zs[:n_critic])
-        if unroll:
+        def unrolled(carry, per_update):  # the CPU form: n_critic copies of the update
             auxes = []
             for i in range(n_critic):
                 carry, aux = critic_update(carry, jax.tree.map(lambda x, i=i: x[i], per_update))
                 auxes.append(aux)
-            d_aux = jax.tree.map(lambda *xs: jnp.stack(xs), *auxes)
+            return carry, jax.tree.map(lambda *xs: jnp.stack(xs), *auxes)
+
+        def scanned(carry, per_update):  # the accelerator form: one loop body
+            return jax.lax.scan(critic_update, carry, per_update)
+
+        carry = (state.d_params, state.d_rest, state.d_opt, state.g_rest, jnp.zeros((), jnp.int32))
+        per_update = (reals, eps, zs[:n_critic])
+        if critic_loop == "auto":  # both traced; each lowering keeps its platform's form
+            carry, d_aux = jax.lax.platform_dependent(
+                carry, per_update, cpu=unrolled, default=scanned
+            )
         else:
-            carry, d_aux = jax.lax.scan(critic_update, carry, per_update)
+            carry, d_aux = (unrolled if critic_loop == "unroll" else scanned)(carry, per_update)
         d_params, d_rest, d_opt, g_rest, d_skipped = carry
         metrics = jax.tree.map(jnp.mean, d_aux)
 
