@@ -326,8 +326,8 @@ class StopSignal:
     In a multi-host run the hosts agree on it with one collective at each log tick (not every step:
     it waits for the device), so all stop at the same step."""
 
-    def __init__(self, caught: Sequence[int] = ()) -> None:
-        self.signum: int | None = caught[0] if caught else None
+    def __init__(self) -> None:
+        self.signum: int | None = None
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
