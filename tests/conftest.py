@@ -1,7 +1,20 @@
-"""Test set-up: 8 fake CPU devices and jaxgan's XLA:CPU flag (as the entry points set it,
-:mod:`jaxgan.xla_flags`), both before JAX starts anywhere; subprocesses inherit them."""
+"""Test set-up: 8 fake CPU devices, jaxgan's XLA:CPU flag (as the entry points set it,
+:mod:`jaxgan.xla_flags`) and a persistent XLA compilation cache for this session, all before JAX
+starts anywhere; subprocesses (the CLI runs) inherit them.
+
+The cache is JAX's own (``JAX_COMPILATION_CACHE_DIR``): the many runs that build the same step (a
+run and its resume, the CLI tests) compile it once. It starts empty each session and is removed at
+the end, unless the caller set the variable."""
 
 import os
+import shutil
+import tempfile
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set once, by pytest's main process
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxgan-tests-xla-cache-")
+    os.environ["JAXGAN_TESTS_OWN_CACHE"] = "1"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -16,6 +29,11 @@ xla_flags.apply()
 import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("JAXGAN_TESTS_OWN_CACHE") and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
