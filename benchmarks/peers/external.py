@@ -10,8 +10,9 @@ dense layers that write or read feature maps reshape in NHWC order (the torch mi
 ``nhwc_out`` / ``nhwc_in`` shapes that reorder their weights). Padding is explicit where torch's
 symmetric padding differs from ``"SAME"`` at stride 2; transposed convolutions are ``"VALID"``
 (torch's ``padding=0``) and their kernels are used unflipped (``copy_from_jaxgan`` flips them).
-Stride-2 layers are ``jaxgan.models.strided``'s ``StridedConv`` / ``StridedConvTranspose``: the
-Flax layers, run on CPU through the stride-1 rewrites (what a jaxgan user would write for a CPU).
+The layers are plain ``nnx.Conv`` / ``nnx.ConvTranspose``, as a user ports the scripts; the
+cases' model functions then make one call, ``jaxgan.models.for_cpu``, which picks each layer's
+fastest XLA:CPU formulation at the case's batch shape (``cpu=False``: the plain port as is).
 
 Initial weights follow the external scripts' distributions (torch defaults: kernel and bias
 U(±1/√fan_in), fan_in of a transposed convolution taken from its output maps as torch does;
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.models.strided import StridedConv, StridedConvTranspose
+from jaxgan.models.cpu import for_cpu
 
 Init = nnx.initializers.Initializer
 
@@ -93,23 +94,17 @@ def conv(
     a: int, b: int, k: int, stride: int = 1, pad: int = 0, *,
     kernel_init: Init | None = None, rngs: nnx.Rngs,
 ) -> nnx.Conv:  # fmt: skip
-    """``nn.Conv2d(a, b, k, stride, pad)`` (symmetric zero padding ``pad``); stride 2 is
-    ``jaxgan.models.strided.StridedConv`` (rewritten on CPU, as jaxgan's DCGAN layers are)."""
+    """``nn.Conv2d(a, b, k, stride, pad)`` (symmetric zero padding ``pad``)."""
     u = _uniform(1 / math.sqrt(a * k * k))
     kw = {"padding": ((pad, pad), (pad, pad)), "kernel_init": kernel_init or u, "bias_init": u}
-    if stride == 2:
-        return StridedConv(a, b, (k, k), rngs=rngs, **kw)
     return nnx.Conv(a, b, (k, k), strides=(stride, stride), rngs=rngs, **kw)
 
 
 def conv_transpose(a: int, b: int, k: int, stride: int = 1, *, rngs: nnx.Rngs) -> nnx.ConvTranspose:
     """``nn.ConvTranspose2d(a, b, k, stride)`` (padding 0: output (H − 1)·stride + k). torch's
-    fan_in of its weight (a, b, k, k) is b·k². Stride 2 is
-    ``jaxgan.models.strided.StridedConvTranspose`` (rewritten on CPU)."""
+    fan_in of its weight (a, b, k, k) is b·k²."""
     u = _uniform(1 / math.sqrt(b * k * k))
     kw = {"padding": "VALID", "kernel_init": u, "bias_init": u}
-    if stride == 2:
-        return StridedConvTranspose(a, b, (k, k), rngs=rngs, **kw)
     return nnx.ConvTranspose(a, b, (k, k), strides=(stride, stride), rngs=rngs, **kw)
 
 
@@ -223,14 +218,49 @@ WGAN_GP_MNIST_DOC = (
 )
 
 
-def pytorch_gan_dcgan32_models(c) -> tuple[nnx.Module, nnx.Module]:
-    """(G, D) of ``pytorch_gan_dcgan32`` for config ``c`` (its latent_dim and seed)."""
+#: The forms ``for_cpu`` chose for the cases' networks on this 2-core build machine (whole-model
+#: timing at the cases' batches; another machine may choose others): the parity tests build the
+#: mirrors in these forms, without timing anything, and check them against torch.
+FORMS_HERE = {
+    "wgan_gp_mnist": (
+        {"block1.0": "col2im", "block2.0": "col2im", "deconv_out": "native>col2im"},
+        {"main.0": "im2col", "main.2": "native>im2col", "main.4": "im2col"},
+    ),
+    "pytorch_gan_dcgan32": (
+        {"conv_blocks.2": "native", "conv_blocks.6": "native", "conv_blocks.9": "native"},
+        {
+            "model.0": "im2col",
+            "model.3": "native",
+            "model.7": "native",
+            "model.11": "native>im2col",
+        },
+    ),
+}
+
+
+def _on_cpu(g: nnx.Module, d: nnx.Module, c, sample: tuple[int, ...], forms=None):
+    """``for_cpu`` on both networks at the run's batch (the critic differentiated twice under a
+    gradient penalty); ``forms``: (G forms, D forms) to apply instead of timing."""
+    b = c.schedule.batch_size
+    g_forms, d_forms = forms or (None, None)
+    for_cpu(g, jax.ShapeDtypeStruct((b, c.model.latent_dim), jnp.float32), forms=g_forms)
+    order = 2 if c.loss.gp_weight > 0 else 1
+    for_cpu(d, jax.ShapeDtypeStruct((b, *sample), jnp.float32), order=order, forms=d_forms)
+    return g, d
+
+
+def pytorch_gan_dcgan32_models(c, cpu: bool = True, forms=None) -> tuple[nnx.Module, nnx.Module]:
+    """(G, D) of ``pytorch_gan_dcgan32`` for config ``c`` (its latent_dim, seed and batch);
+    ``cpu``: through ``for_cpu`` (``forms``: its per-layer forms, else timed)."""
     rngs = nnx.Rngs(c.output.seed)
     g = PyTorchGANDCGANGenerator(32, 1, c.model.latent_dim, rngs=rngs)
-    return g, PyTorchGANDCGANDiscriminator(32, 1, rngs=rngs)
+    d = PyTorchGANDCGANDiscriminator(32, 1, rngs=rngs)
+    return _on_cpu(g, d, c, (32, 32, 1), forms) if cpu else (g, d)
 
 
-def wgan_gp_mnist_models(c) -> tuple[nnx.Module, nnx.Module]:
-    """(G, D) of ``wgan_gp_mnist`` for config ``c`` (its latent_dim and seed)."""
+def wgan_gp_mnist_models(c, cpu: bool = True, forms=None) -> tuple[nnx.Module, nnx.Module]:
+    """(G, D) of ``wgan_gp_mnist`` for config ``c`` (its latent_dim, seed and batch); ``cpu``:
+    through ``for_cpu`` (``forms``: its per-layer forms, else timed)."""
     rngs = nnx.Rngs(c.output.seed)
-    return WGANGPMNISTGenerator(64, c.model.latent_dim, rngs=rngs), WGANGPMNISTCritic(64, rngs=rngs)
+    g, d = WGANGPMNISTGenerator(64, c.model.latent_dim, rngs=rngs), WGANGPMNISTCritic(64, rngs=rngs)
+    return _on_cpu(g, d, c, (784,), forms) if cpu else (g, d)

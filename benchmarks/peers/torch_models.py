@@ -974,14 +974,14 @@ def jaxgan_case(name: str):
     return cases.Case(name, "prog", "main", o, (res, res, 1), ("mnist5k", res), resolution=res)
 
 
-def jaxgan_models(name: str):
+def jaxgan_models(name: str, **kw):
     """(generator, critic) nnx modules of the case, as ``build.init_state`` / ``cases.prepare``
-    build them (``case.models`` or ``build.models`` with the config's seed)."""
+    build them (``case.models(config, **kw)`` or ``build.models`` with the config's seed)."""
     from jaxgan.training import build
 
     case = jaxgan_case(name)
     c = case.config
-    return case.models(c) if case.models else build.models(c, case.shape, c.output.seed)
+    return case.models(c, **kw) if case.models else build.models(c, case.shape, c.output.seed)
 
 
 def jaxgan_param_count(name: str) -> tuple[int, int]:
@@ -991,7 +991,10 @@ def jaxgan_param_count(name: str) -> tuple[int, int]:
     import jax
     from flax import nnx
 
-    models = nnx.eval_shape(lambda: jaxgan_models(name))  # shapes only: nothing is initialised
+    kw = {"cpu": False} if name in EXTERNAL_CASES else {}  # the same parameters in any form
+    models = nnx.eval_shape(
+        lambda: jaxgan_models(name, **kw)
+    )  # shapes only: nothing is initialised
     g, d = (sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param))) for m in models)
     return g, d
 

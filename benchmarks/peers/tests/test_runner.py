@@ -4,6 +4,7 @@ and without torch, the one-line error. No timing is asserted: the numbers depend
 its load.
 """
 
+import functools
 import importlib
 import json
 import sys
@@ -16,9 +17,14 @@ def _run():
     return importlib.import_module("run")
 
 
-def test_peers_tiny(tmp_path, capsys):
+def test_peers_tiny(tmp_path, capsys, monkeypatch):
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
+    # The external case's networks in the forms for_cpu chose on the build machine: timing them
+    # (what a real --peers run does) takes minutes; tests/test_cpu_forms.py covers the timing.
+    ext = importlib.import_module("peers.external")
+    forms = ext.FORMS_HERE["wgan_gp_mnist"]
+    monkeypatch.setattr(ext, "wgan_gp_mnist_models", functools.partial(ext.wgan_gp_mnist_models, forms=forms))  # fmt: skip
     out = tmp_path / "peers.json"
     # 1 torch thread: on a busy 2-core host 2 OpenMP threads made a batch-8 toy step 60x slower.
     argv = ["--peers", "--peer-cases", "toy,wgan_gp_mnist", "--peer-batch", "8", "--peer-rounds",

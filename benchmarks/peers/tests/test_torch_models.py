@@ -5,6 +5,7 @@ references and their NNX mirrors (benchmarks/peers/external.py). Skipped without
 leg runs them (.ci/run)."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -185,7 +186,7 @@ def test_step_equals_jaxgan_step(name):
     jaxgan's, with its convolutions and transposed convolutions)."""
     case, b = P.jaxgan_case(name), 16
     c = override(case.config, n_critic=1)
-    g_j, d_j = _filled(lambda: P.jaxgan_models(name))
+    g_j, d_j = _filled(lambda: P.jaxgan_models(name, **_forms(name)))
     spec = P.get_spec(name)
     g_t, d_t = spec.models()
     P.copy_from_jaxgan(g_t, g_j)
@@ -207,6 +208,12 @@ def test_step_equals_jaxgan_step(name):
     lr = c.optim.lr_d
     _assert_params_close(peer.g, g_ref, nnx.merge(g_def, new.g_params, new.g_rest), 4 * lr)
     _assert_params_close(peer.d, d_ref, nnx.merge(d_def, new.d_params, new.d_rest), 4 * lr)
+
+
+def _forms(name: str) -> dict:
+    """An external case's networks in the convolution forms ``for_cpu`` chose on the build
+    machine (fixed: nothing is timed in a test); {} for jaxgan's own cases."""
+    return {"forms": P._external_module().FORMS_HERE[name]} if name in P.EXTERNAL_CASES else {}
 
 
 def _nchw5(x: np.ndarray) -> torch.Tensor:
@@ -232,7 +239,7 @@ def test_external_same_weights_same_outputs(name):
     Dropout2d modules put in eval mode (dropout, not in jaxgan's mirror, is the one difference).
     Eval goes first: train-mode calls update the running statistics (torch's variance unbiased,
     flax's biased)."""
-    g_j, d_j = _filled(lambda: P.jaxgan_models(name), 4)
+    g_j, d_j = _filled(lambda: P.jaxgan_models(name, **_forms(name)), 4)
     g_t, d_t = P.get_spec(name).models()
     P.copy_from_jaxgan(g_t, g_j)
     P.copy_from_jaxgan(d_t, d_j)
@@ -264,7 +271,8 @@ def test_external_jaxgan_step_is_finite(name):
     ``jaxgan_case``, batch 4): one step runs, finite, nothing skipped, the critic moved."""
     cases = P._cases_module()
     case = P.jaxgan_case(name)
-    case = dataclasses.replace(case, overrides={**case.overrides, "batch_size": 4})
+    models = functools.partial(case.models, **_forms(name))
+    case = dataclasses.replace(case, models=models, overrides={**case.overrides, "batch_size": 4})
     state, jitted, reals = cases.prepare(case, parallel.make_mesh(jax.devices()[:1]))
     assert reals.shape == (case.config.loss.n_critic, 4, *case.shape)
     before = jax.device_get(state.d_params)

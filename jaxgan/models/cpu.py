@@ -1,0 +1,376 @@
+"""``for_cpu(model, example)``: a model's convolutions in the form XLA:CPU runs fastest.
+
+XLA:CPU runs some convolutions far below its matmul speed: lhs-dilated ones (a stride-2
+transposed convolution's forward, a strided convolution's input gradient), the second derivative
+a gradient penalty takes through a strided convolution, and small-map stride-1 convolutions with
+wide kernels (caogang's 5x5 transposed convolutions on 4x4 maps). Each ``nnx.Conv`` /
+``nnx.ConvTranspose`` can instead be computed, with the same parameters and the same function, as
+
+* ``"im2col"`` (``Conv``, and ``ConvTranspose`` at stride 1): the kh·kw shifted (strided) views
+  of the padded input side by side, times the kernel as one ``(kh·kw·C_in, C_out)`` matrix;
+* ``"s2d"`` (``Conv`` at stride 2): one matmul over space-to-depth blocks
+  (:func:`jaxgan.models.strided.conv_stride2`);
+* ``"col2im"`` (``ConvTranspose``): every input pixel times every kernel tap as one matmul, each
+  tap's map then added at its place on the output (what PyTorch does; no multiplies by the
+  zeros a transposed convolution's dilated, padded input holds);
+* ``"phase"`` (``ConvTranspose`` at stride 2): one stride-1 convolution over the four output
+  phases (:func:`jaxgan.models.strided.conv_transpose_stride2`);
+
+or ``"native"`` (the layer's own call), or ``"native>R"``: the value computed natively and every
+derivative through rewrite R (XLA:CPU's forward convolutions are fast where their gradients are
+not). :func:`for_cpu` times each layer's candidates at its input shape, the value plus its
+gradient (``order=2``: the gradient of its input gradient's norm instead, as a gradient penalty
+takes it), keeps the fastest when it beats native by 10 % or more, and caches the choice per
+shape for the process. The choice applies where the computation is lowered for CPU
+(``jax.lax.platform_dependent``): a ``cuda``/``tpu`` lowering of the same model, an export
+included, holds the native layer. Layers with other settings (dilation, groups, masks, circular
+padding, more than two spatial axes, subclasses) stay as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgan.models.strided import conv_stride2, conv_transpose_stride2
+
+__all__ = ["FORMS", "conv_im2col", "conv_transpose_col2im", "cpu_forms", "for_cpu"]
+
+FORMS = ("native", "im2col", "s2d", "col2im", "phase", "native>im2col", "native>s2d", "native>col2im", "native>phase")  # fmt: skip
+MIN_GAIN = 0.10  # a rewrite is kept only when it is at least this much faster than native
+_CHOICES: dict[tuple, str] = {}  # (layer signature, input shape, dtype, order) -> form
+DN = ("NHWC", "HWIO", "NHWC")
+
+
+def conv_im2col(x: jax.Array, kernel: jax.Array, pads: Any, stride: int = 1) -> jax.Array:
+    """``lax.conv_general_dilated(x, kernel, (stride, stride), pads)`` as one matmul: (B, H, W, C_in),
+    kernel (kh, kw, C_in, C_out), pads ((lo, hi), (lo, hi)) -> (B, H', W', C_out). The kh·kw
+    (strided) views of the padded input side by side, times the kernel as one matrix."""
+    (lo_h, hi_h), (lo_w, hi_w) = pads
+    kh, kw, c, c_out = kernel.shape
+    xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (lo_h, hi_h, 0), (lo_w, hi_w, 0), (0, 0, 0)])  # fmt: skip
+    b, hp, wp, _ = xp.shape
+    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    views = [xp[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+             for i in range(kh) for j in range(kw)]  # fmt: skip
+    y = jnp.concatenate(views, -1).reshape(b * ho * wo, kh * kw * c) @ kernel.reshape(kh * kw * c, c_out)  # fmt: skip
+    return y.reshape(b, ho, wo, c_out)
+
+
+def conv_transpose_col2im(x: jax.Array, kernel: jax.Array, pads: Any, stride: int) -> jax.Array:
+    """``lax.conv_transpose(x, kernel, (stride, stride), pads)`` as one matmul and a scatter-add:
+    (B, H, W, C_in), kernel (kh, kw, C_in, C_out) -> (B, H', W', C_out).
+
+    Input pixel i meets kernel tap a at output o = stride·i + lo - a (``pads``: the (lo, hi) the
+    transposed convolution gives its dilated input): every pixel times every tap is one
+    ``(B·H·W, C_in) @ (C_in, kh·kw·C_out)`` matmul (no multiplies by the zeros of the dilated,
+    padded input), and each tap's map is placed on the output by one (interior-)padding and added.
+    """
+    (lo_h, hi_h), (lo_w, hi_w) = pads
+    b, h, w, c = x.shape
+    kh, kw, _, c_out = kernel.shape
+    ho, wo = (
+        stride * (h - 1) + 1 + lo_h + hi_h - kh + 1,
+        stride * (w - 1) + 1 + lo_w + hi_w - kw + 1,
+    )
+    z = x.reshape(b * h * w, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out)
+    z = z.reshape(b, h, w, kh, kw, c_out)
+    span_h, span_w = stride * (h - 1) + 1, stride * (w - 1) + 1
+    y = None
+    for a_h in range(kh):
+        for a_w in range(kw):
+            top, left = lo_h - a_h, lo_w - a_w
+            pad = [(0, 0, 0), (top, ho - span_h - top, stride - 1), (left, wo - span_w - left, stride - 1), (0, 0, 0)]  # fmt: skip
+            tap = jax.lax.pad(z[:, :, :, a_h, a_w], jnp.zeros((), z.dtype), pad)
+            y = tap if y is None else y + tap
+    return y
+
+
+def _transpose_pads(padding: Any, kernel: tuple[int, ...], stride: int) -> list[tuple[int, int]]:
+    """The padding ``lax.conv_transpose`` gives its (stride-dilated) input, per spatial axis."""
+    if not isinstance(padding, str):
+        return [(int(lo), int(hi)) for lo, hi in padding]
+    out = []
+    for k in kernel:
+        if padding == "SAME":
+            total, lo = k + stride - 2, (k - 1 if stride > k - 1 else -(-(k + stride - 2) // 2))
+        else:  # VALID
+            total, lo = k + stride - 2 + max(k - stride, 0), k - 1
+        out.append((lo, total - lo))
+    return out
+
+
+def _spec(layer: nnx.Module) -> tuple[str, int, Any] | None:
+    """(kind, stride, padding) of a layer this module can rewrite, or None."""
+    kind = "conv" if isinstance(layer, nnx.Conv) else "transpose" if isinstance(layer, nnx.ConvTranspose) else None  # fmt: skip
+    if kind is None or len(layer.kernel_size) != 2 or layer.mask is not None:
+        return None
+    if type(layer) not in (nnx.Conv, nnx.ConvTranspose, *_ON_CPU.values()):
+        return None  # a subclass may compute something else
+    ones = lambda v: v is None or v == 1 or tuple(np.atleast_1d(v)) == (1, 1)  # noqa: E731
+    if not ones(layer.kernel_dilation) or getattr(layer, "transpose_kernel", False):
+        return None
+    if kind == "conv" and (layer.feature_group_count != 1 or not ones(layer.input_dilation)):
+        return None
+    strides = tuple(np.broadcast_to(np.asarray(layer.strides or 1), (2,)).tolist())
+    padding = layer.padding
+    if isinstance(padding, int):
+        padding = ((padding, padding), (padding, padding))
+    if isinstance(padding, str) and padding not in ("SAME", "VALID"):
+        return None
+    if not isinstance(padding, str):
+        padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+        if len(padding) != 2:
+            return None
+    if strides not in ((1, 1), (2, 2)) or (layer.precision, layer.preferred_element_type) != (None, None):  # fmt: skip
+        return None
+    return kind, strides[0], padding
+
+
+_REWRITES = {("conv", 1): ("im2col",), ("conv", 2): ("s2d", "im2col"),
+             ("transpose", 1): ("col2im", "im2col"), ("transpose", 2): ("col2im", "phase")}  # fmt: skip
+
+
+def _candidates(spec: tuple[str, int, Any]) -> tuple[str, ...]:
+    rewrites = _REWRITES[spec[:2]]
+    return ("native", *rewrites, *(f"native>{r}" for r in rewrites))
+
+
+def _form(spec: tuple[str, int, Any], form: str) -> Callable[[jax.Array, jax.Array, Any], jax.Array]:  # fmt: skip
+    """``(x, kernel, bias) -> y`` of ``form`` for a layer of ``spec`` (NHWC, 4-D ``x``); "native"
+    is the ``lax`` convolution the Flax layer calls; "native>R" computes the value natively and
+    every derivative through R's (a ``jax.custom_vjp`` whose backward pass is R's, itself
+    differentiable again)."""
+    kind, stride, padding = spec
+    if ">" in form:
+        value, grads = (_form(spec, f) for f in form.split(">"))
+
+        @jax.custom_vjp
+        def mixed(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+            return value(x, kernel, bias)
+
+        def forward(x, kernel, bias):
+            return value(x, kernel, bias), (x, kernel, bias)
+
+        def backward(res, ct):
+            return jax.vjp(grads, *res)[1](ct)
+
+        mixed.defvjp(forward, backward)
+        return mixed
+
+    def apply(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+        if form == "s2d":
+            return conv_stride2(x, kernel, bias, padding)
+        if form == "phase":
+            return conv_transpose_stride2(x, kernel, bias, padding)
+        if form == "col2im":
+            y = conv_transpose_col2im(x, kernel, _transpose_pads(padding, kernel.shape[:2], stride), stride)  # fmt: skip
+        elif form == "native":
+            conv = jax.lax.conv_general_dilated if kind == "conv" else jax.lax.conv_transpose
+            y = conv(x, kernel, (stride, stride), padding, dimension_numbers=DN)
+        else:  # im2col: a stride-1 correlation with the padding the layer gives its input
+            if kind == "transpose":  # at stride 1: a correlation over its padded input
+                pads = _transpose_pads(padding, kernel.shape[:2], 1)
+            elif isinstance(padding, str):
+                pads = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], (stride,) * 2, padding)  # fmt: skip
+            else:
+                pads = padding
+            y = conv_im2col(x, kernel, pads, 1 if kind == "transpose" else stride)
+        return y if bias is None else y + bias.reshape(1, 1, 1, -1).astype(y.dtype)
+
+    return apply
+
+
+def _on_cpu_call(flax_call: Callable) -> Callable:
+    """The ``__call__`` of a rewritten layer: ``cpu_form`` where lowered for CPU, ``flax_call``
+    (the Flax layer's own) elsewhere."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        spec = _spec(self)
+        if self.cpu_form == "native" or spec is None or x.ndim != 4:
+            return flax_call(self, x)
+        rewrite = _form(spec, self.cpu_form)
+
+        def cpu(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+            return rewrite(*self.promote_dtype((x, kernel, bias), dtype=self.dtype))
+
+        def other(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+            return flax_call(self, x)  # the layer reads its own parameters
+
+        bias = self.bias[...] if self.bias is not None else None
+        return jax.lax.platform_dependent(x, self.kernel[...], bias, cpu=cpu, default=other)
+
+    return __call__
+
+
+_ON_CPU: dict[type, type] = {}  # Flax class -> its rewritten subclass
+
+
+def _on_cpu_class(cls: type) -> type:
+    if cls in _ON_CPU.values():
+        return cls
+    if cls not in _ON_CPU:
+        body = {"__call__": _on_cpu_call(cls.__call__), "cpu_form": "native", "__module__": cls.__module__}  # fmt: skip
+        _ON_CPU[cls] = type(cls.__name__, (cls,), body)
+    return _ON_CPU[cls]
+
+
+def _layers(model: nnx.Module) -> dict[str, nnx.Module]:
+    """Rewritable convolution layers of ``model`` by their dotted path."""
+    return {".".join(map(str, path)): node for path, node in nnx.iter_graph(model)
+            if isinstance(node, (nnx.Conv, nnx.ConvTranspose)) and _spec(node) is not None}  # fmt: skip
+
+
+def _input_shapes(layers: Mapping[str, nnx.Module], model: nnx.Module, example: tuple) -> dict[str, jax.ShapeDtypeStruct]:  # fmt: skip
+    """Each layer's input shape and dtype in ``model(*example)`` (traced, nothing computed)."""
+    seen: dict[str, jax.ShapeDtypeStruct] = {}
+    classes = {path: type(layer) for path, layer in layers.items()}
+
+    def recording(cls: type) -> type:
+        def __call__(self, x):
+            seen[self.cpu_path] = jax.ShapeDtypeStruct(x.shape, x.dtype)
+            return cls.__call__(self, x)
+
+        return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
+
+    try:
+        for path, layer in layers.items():
+            layer.__class__, layer.cpu_path = recording(classes[path]), path
+        graphdef, state = nnx.split(model)
+        jax.eval_shape(lambda state, *a: nnx.merge(graphdef, state)(*a), state, *example)
+    finally:
+        for path, layer in layers.items():
+            layer.__class__ = classes[path]
+            del layer.cpu_path
+    return seen
+
+
+def _time(fns: Mapping[str, Callable], args: tuple, rounds: int = 5) -> dict[str, float]:
+    """Seconds per call of each ``fn(*args)``: the best of ``rounds`` interleaved rounds."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))  # compile, warm up
+    best = dict.fromkeys(fns, np.inf)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
+def _random(shape: Any, seed: int = 0) -> jax.Array:
+    """A standard-normal array of ``shape``'s shape and dtype, on the CPU."""
+    host = np.random.default_rng(seed).standard_normal(shape.shape).astype(shape.dtype)
+    return jax.device_put(host, jax.devices("cpu")[0])
+
+
+def _costs(fns: Mapping[Any, tuple[Callable, Callable]], args: tuple) -> dict[Any, float]:
+    """Seconds per value plus gradient of each candidate's ``(value, grad)`` pair at ``args``."""
+    flat = {(k, i): f for k, pair in fns.items() for i, f in enumerate(pair)}
+    t = _time(flat, args)
+    return {k: t[(k, 0)] + t[(k, 1)] for k in fns}
+
+
+def _grads(value: Callable, r: jax.Array, order: int, wrt: tuple[int, ...]) -> Callable:
+    """d<value, r>/d(args ``wrt``) (order 1), or d|d<value, r>/d arg 1|^2/d(args ``wrt``) (order 2:
+    what a gradient penalty differentiates)."""
+    linear = lambda *a: jnp.vdot(value(*a), r)  # noqa: E731
+    if order == 1:
+        return jax.grad(linear, wrt)
+    return jax.grad(lambda *a: jnp.sum(jax.grad(linear, 1)(*a) ** 2), wrt)
+
+
+def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, order: int) -> list[str]:  # fmt: skip
+    """The layer's forms at input ``shape``, fastest first, timed on the layer alone."""
+    x = _random(shape)
+    kernel, bias = (None if v is None else jax.device_put(jnp.asarray(v[...], shape.dtype), jax.devices("cpu")[0])
+                    for v in (layer.kernel, layer.bias))  # fmt: skip
+    r = _random(jax.eval_shape(_form(spec, "native"), x, kernel, bias), 1)
+    fns = {f: (jax.jit(_form(spec, f)), jax.jit(_grads(_form(spec, f), r, order, (0, 1))))
+           for f in _candidates(spec)}  # fmt: skip
+    costs = _costs(fns, (x, kernel, bias))
+    return sorted(costs, key=costs.get)
+
+
+def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], example: tuple, order: int,
+                 path: str, forms: Sequence[str], chosen: dict[str, str]) -> dict[str, float]:  # fmt: skip
+    """The whole model's value-plus-gradient time with layer ``path`` in each of ``forms`` and the
+    others as ``chosen``."""
+    args = tuple(_random(a, i) for i, a in enumerate(example))
+    fns = {}
+    for form in forms:
+        _apply(layers, {**chosen, path: form})
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        value = lambda params, *a, graphdef=graphdef, rest=rest: nnx.merge(
+            graphdef, params, rest, copy=True
+        )(*a)  # noqa: E731
+        r = _random(jax.eval_shape(value, params, *args), 99)
+        fns[form] = (jax.jit(value), jax.jit(_grads(value, r, order, (0, 1))))
+    _apply(layers, chosen)
+    return _costs(fns, (nnx.split(model, nnx.Param, ...)[1], *args))
+
+
+def _apply(layers: Mapping[str, nnx.Module], forms: Mapping[str, str]) -> None:
+    for path, form in forms.items():
+        layer = layers[path]
+        layer.__class__ = _on_cpu_class(type(layer))
+        layer.cpu_form = form
+
+
+def cpu_forms(model: nnx.Module) -> dict[str, str]:
+    """``{layer path: form}`` of every convolution :func:`for_cpu` has rewritten in ``model``."""
+    return {
+        p: layer.cpu_form for p, layer in _layers(model).items() if type(layer) in _ON_CPU.values()
+    }
+
+
+def for_cpu(model: nnx.Module, *example: Any, order: int = 1,
+            forms: Mapping[str, str] | None = None) -> nnx.Module:  # fmt: skip
+    """Rewrite ``model``'s ``nnx.Conv`` / ``nnx.ConvTranspose`` layers in place to the form
+    XLA:CPU runs fastest (see the module docstring); returns ``model``.
+
+    ``example``: the model's call arguments, arrays or ``jax.ShapeDtypeStruct`` (the training batch
+    shape: forms are timed at each layer's input shape). ``order``: 1 for a model differentiated
+    once (a generator, a critic without a gradient penalty), 2 for one whose input gradient is
+    differentiated again (a WGAN-GP critic). ``forms``: ``{layer path: form}`` to apply instead of
+    timing (a :func:`cpu_forms` result: a run that must compute the same bits again reuses it).
+    Parameters, their paths and the function computed are unchanged.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"for_cpu: order must be 1 or 2, got {order!r}.")
+    layers = _layers(model)
+    if forms is not None:
+        bad = {p: f for p, f in forms.items() if p not in layers or f not in ("native", *_candidates(_spec(layers[p])))}  # fmt: skip
+        if bad:
+            raise ValueError(f"for_cpu: forms {bad} name no rewritable layer of the model or no form it has (layers: {sorted(layers)}).")  # fmt: skip
+        chosen = dict(forms)
+    else:
+        chosen = _choose(model, layers, example, order)
+    _apply(layers, chosen)
+    return model
+
+
+def _choose(model: nnx.Module, layers: dict[str, nnx.Module], example: tuple, order: int) -> dict[str, str]:  # fmt: skip
+    """Each layer's form: its two fastest alone, then the faster of those two in the whole model
+    (a layer's speed alone misjudges how it fuses with its neighbours); native unless a rewrite
+    beats it by ``MIN_GAIN``. Cached per model signature and example shape."""
+    shapes = _input_shapes(layers, model, example)
+    sig = {p: (_spec(layers[p]), layers[p].kernel.shape, layers[p].bias is None, s.shape, str(s.dtype))
+           for p, s in shapes.items() if s.ndim == 4}  # fmt: skip
+    key = (tuple(sig.items()), tuple((tuple(a.shape), str(a.dtype)) for a in example), order)  # fmt: skip
+    if key in _CHOICES:
+        return dict(_CHOICES[key])
+    short = {p: _rank_layer(layers[p], _spec(layers[p]), shapes[p], order)[:2] for p in sig}
+    chosen = {p: forms[0] for p, forms in short.items()}
+    for p, forms in short.items():
+        costs = _model_costs(model, layers, example, order, p, (*forms, "native") if "native" not in forms else forms, chosen)  # fmt: skip
+        best = min(costs, key=costs.get)
+        chosen[p] = best if costs[best] <= (1 - MIN_GAIN) * costs["native"] else "native"
+    _CHOICES[key] = dict(chosen)
+    return chosen
