@@ -288,9 +288,9 @@ def _grads(value: Callable, r: jax.Array, order: int, wrt: tuple[int, ...]) -> C
 
 def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, order: int) -> list[str]:  # fmt: skip
     """The layer's forms at input ``shape``, fastest first, timed on the layer alone."""
-    x = _random(shape)
-    kernel, bias = (None if v is None else jax.device_put(jnp.asarray(v[...], shape.dtype), jax.devices("cpu")[0])
-                    for v in (layer.kernel, layer.bias))  # fmt: skip
+    x, cpu = _random(shape), jax.devices("cpu")[0]
+    kernel = jax.device_put(jnp.asarray(layer.kernel[...], shape.dtype), cpu)
+    bias = None if layer.bias is None else jax.device_put(jnp.asarray(layer.bias[...], shape.dtype), cpu)  # fmt: skip
     r = _random(jax.eval_shape(_form(spec, "native"), x, kernel, bias), 1)
     fns = {f: (jax.jit(_form(spec, f)), jax.jit(_grads(_form(spec, f), r, order, (0, 1))))
            for f in _candidates(spec)}  # fmt: skip
@@ -307,9 +307,10 @@ def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], example: t
     for form in forms:
         _apply(layers, {**chosen, path: form})
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        value = lambda params, *a, graphdef=graphdef, rest=rest: nnx.merge(
-            graphdef, params, rest, copy=True
-        )(*a)  # noqa: E731
+
+        def value(params, *a, graphdef=graphdef, rest=rest):
+            return nnx.merge(graphdef, params, rest, copy=True)(*a)
+
         r = _random(jax.eval_shape(value, params, *args), 99)
         fns[form] = (jax.jit(value), jax.jit(_grads(value, r, order, (0, 1))))
     _apply(layers, chosen)
