@@ -1,7 +1,7 @@
 """Interleaved A/B of the external peer cases' jaxgan side under three sets of convolution forms.
 
 ``python benchmarks/peers/ab_forms.py [CASE ...] [--rounds 6 --steps 3]`` builds, for each case
-(default: both external ones), one jitted train step per variant, in one process:
+(default: both external ones; also `dcgan64`, jaxgan's DCGAN), one jitted train step per variant, in one process:
 
 * ``plain``: the NNX port as a user writes it (every layer native);
 * ``stride2``: only the stride-2 layers rewritten (``s2d`` / ``phase``): what the mirrors ran
@@ -47,13 +47,14 @@ def main() -> None:
     for name in a.cases:
         case = T.jaxgan_case(name)
         models = {"pytorch_gan_dcgan32": ext.pytorch_gan_dcgan32_models,
-                  "wgan_gp_mnist": ext.wgan_gp_mnist_models}[name]  # fmt: skip
+                  "wgan_gp_mnist": ext.wgan_gp_mnist_models}.get(name) or _jaxgan_models(case)  # fmt: skip
         g, d = models(case.config)  # for_cpu's own choice, timed per layer
         chosen = cpu.cpu_forms(g), cpu.cpu_forms(d)
         stride2 = tuple(
             {p: _stride2_form(m, p) for p in forms} for m, forms in zip((g, d), chosen, strict=True)
         )
-        variants = {"plain": functools.partial(models, cpu=False),
+        native = tuple(dict.fromkeys(forms, "native") for forms in chosen)
+        variants = {"plain": functools.partial(models, forms=native),
                     "stride2": functools.partial(models, forms=stride2),
                     "for_cpu": functools.partial(models, forms=chosen)}  # fmt: skip
         print(f"{name}: for_cpu chose G {chosen[0]}, D {chosen[1]}", flush=True)
@@ -74,6 +75,19 @@ def main() -> None:
         for v, ts in times.items():
             m = statistics.median(ts)
             print(f"  {v:<8} {1e3 * m:9.1f} ms/iter   x{base / m:.2f} vs plain", flush=True)
+
+
+def _jaxgan_models(case):
+    """``models(c, cpu=True, forms=None)`` for a case on jaxgan's own networks (DCGAN): built as
+    the training loop builds them, then through ``for_cpu`` unless ``cpu`` is False."""
+    from jaxgan.training import build
+    from peers import external as ext
+
+    def models(c, cpu: bool = True, forms=None):
+        g, d = build.models(c, case.shape, c.output.seed)
+        return ext.on_cpu(g, d, c, case.shape, forms) if cpu else (g, d)
+
+    return models
 
 
 def _stride2_form(model, path: str) -> str:

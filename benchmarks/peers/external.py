@@ -238,7 +238,7 @@ FORMS_HERE = {
 }
 
 
-def _on_cpu(g: nnx.Module, d: nnx.Module, c, sample: tuple[int, ...], forms=None):
+def on_cpu(g: nnx.Module, d: nnx.Module, c, sample: tuple[int, ...], forms=None):
     """``for_cpu`` on both networks at the run's batch (the critic differentiated twice under a
     gradient penalty); ``forms``: (G forms, D forms) to apply instead of timing."""
     b = c.schedule.batch_size
@@ -255,7 +255,7 @@ def pytorch_gan_dcgan32_models(c, cpu: bool = True, forms=None) -> tuple[nnx.Mod
     rngs = nnx.Rngs(c.output.seed)
     g = PyTorchGANDCGANGenerator(32, 1, c.model.latent_dim, rngs=rngs)
     d = PyTorchGANDCGANDiscriminator(32, 1, rngs=rngs)
-    return _on_cpu(g, d, c, (32, 32, 1), forms) if cpu else (g, d)
+    return on_cpu(g, d, c, (32, 32, 1), forms) if cpu else (g, d)
 
 
 def wgan_gp_mnist_models(c, cpu: bool = True, forms=None) -> tuple[nnx.Module, nnx.Module]:
@@ -263,4 +263,4 @@ def wgan_gp_mnist_models(c, cpu: bool = True, forms=None) -> tuple[nnx.Module, n
     through ``for_cpu`` (``forms``: its per-layer forms, else timed)."""
     rngs = nnx.Rngs(c.output.seed)
     g, d = WGANGPMNISTGenerator(64, c.model.latent_dim, rngs=rngs), WGANGPMNISTCritic(64, rngs=rngs)
-    return _on_cpu(g, d, c, (784,), forms) if cpu else (g, d)
+    return on_cpu(g, d, c, (784,), forms) if cpu else (g, d)

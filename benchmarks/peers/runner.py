@@ -64,14 +64,15 @@ def with_batch(case: K.Case, batch: int | None) -> K.Case:
 def jaxgan_side(case: K.Case) -> tuple[Run, dict[str, Any]]:
     """The case's jitted step as ``run(k)`` and facts about it (flags, networks, batch, shape)."""
     state, jitted, reals = K.prepare(case, parallel.make_mesh(jax.devices()[:1]))
-    step, _ = K.stepper(jitted, state, reals)
+    compiled = jitted.lower(state, reals, K.ALPHA).compile()  # what runs, and its FLOPs
+    step, _ = K.stepper(compiled, state, reals)
     del state
 
     def run(k: int) -> None:
         jax.block_until_ready(step(k))
 
     return run, {"flags": case.flags(), "models": case.models_doc, "batch": case.batch,
-                 "reals_shape": list(reals.shape)}  # fmt: skip
+                 "reals_shape": list(reals.shape), "flops_per_iter": M.xla_flops(compiled)}  # fmt: skip
 
 
 def torch_side(P: ModuleType, name: str, batch: int | None, threads: int) -> tuple[Run, dict]:
@@ -138,8 +139,8 @@ def summarize(ms: dict[str, list[float]]) -> dict[str, Any]:
     return out
 
 
-def time_case(P: ModuleType, name: str, args) -> dict[str, Any]:
-    """Build, warm up and time one case's sides (jaxgan first)."""
+def time_case(P: ModuleType, name: str, args, peak: float) -> dict[str, Any]:
+    """Build, warm up and time one case's sides (jaxgan first); ``peak``: the matmul FLOP/s."""
     row: dict[str, Any] = {"case": name}
     sides: dict[str, tuple[Run, int]] = {}
     run, row["jaxgan"] = jaxgan_side(with_batch(P.jaxgan_case(name), args.peer_batch))
@@ -152,7 +153,20 @@ def time_case(P: ModuleType, name: str, args) -> dict[str, Any]:
     sides["pytorch"] = (run, row["pytorch"]["steps_per_round"])
     row["batch"] = row["pytorch"]["batch"]
     row.update(summarize(interleave(sides, args.peer_rounds)), rounds=args.peer_rounds)
+    row.update(flop_rates(row["jaxgan"]["flops_per_iter"], row, peak))
     return row
+
+
+def flop_rates(flops: float | None, row: dict[str, Any], peak: float) -> dict[str, Any]:
+    """Each side's GFLOP/s at its median time and its share of the f32 matmul ``peak`` (FLOP/s),
+    both counting the FLOPs of jaxgan's compiled step (XLA's cost analysis): the same work."""
+    if not flops:
+        return {}
+    out: dict[str, Any] = {"flops_per_iter": flops}
+    for side in ("jaxgan", "pytorch"):
+        rate = flops / (row[f"{side}_ms"] / 1e3)
+        out[f"{side}_gflops"], out[f"{side}_peak_fraction"] = rate / 1e9, rate / peak
+    return out
 
 
 def threads_info(P: ModuleType, machine: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -166,21 +180,35 @@ def threads_info(P: ModuleType, machine: dict[str, Any], threads: int) -> dict[s
 def report(res: dict[str, Any]) -> str:
     """The printed table: medians, ratio, its quartiles over rounds, steps per round."""
     t = res["threads"]
-    header = ["case", "batch", "jaxgan ms", "pytorch ms", "ratio", "ratio q1-q3", "rounds x steps"]
+    header = [
+        "case",
+        "batch",
+        "jaxgan ms",
+        "pytorch ms",
+        "ratio",
+        "ratio q1-q3",
+        "GFLOP/iter",
+        "jaxgan GFLOP/s (% peak)",
+        "pytorch GFLOP/s (% peak)",
+        "rounds x steps",
+    ]
     rows, notes = [], []
     for r in res["peers"]:
         if "error" in r:
-            rows.append([r["case"], "-", "FAILED", "-", "-", "-", "-"])
+            rows.append([r["case"], "-", "FAILED", *["-"] * 7])
             notes.append(f"  {r['case']}: {r['error']}")
             continue
         s, ks = r["spread"], [r[n]["steps_per_round"] for n in ("jaxgan", "pytorch") if n in r]
         q = f"{s['ratio_q1']:.2f}-{s['ratio_q3']:.2f}" if r["ratio"] is not None else "-"
         rows.append([r["case"], str(r["batch"]), M.fmt(r["jaxgan_ms"], ".2f"),
-                     f"{r['pytorch_ms']:.2f}", M.fmt(r["ratio"], ".2f"), q,
+                     f"{r['pytorch_ms']:.2f}", M.fmt(r["ratio"], ".2f"), q, *_flop_cells(r),
                      f"{r['rounds']} x {'/'.join(map(str, ks))}"])  # fmt: skip
     lines = [
         f"jaxgan vs PyTorch {res['machine']['versions'].get('torch', '?')}: ms per generator "
         f"iteration, medians of alternating rounds; ratio = PyTorch / jaxgan (> 1: jaxgan faster)",
+        f"FLOPs: XLA's count of jaxgan's compiled step, for both sides; % of the f32 matmul "
+        f"peak {res['matmul_peak']['reference_flops_per_s'] / 1e9:.1f} GFLOP/s (n = "
+        f"{res['matmul_peak']['n']}, best of start and end)",
         f"threads: PyTorch {t['pytorch']}, JAX CPU {t['jax_cpu']}; load average before "
         f"{res['load_before']} after {res['load_after']}",
         "",
@@ -191,6 +219,13 @@ def report(res: dict[str, Any]) -> str:
         lines.append(f"note: JAX may use {t['jax_cpu']} CPUs, PyTorch {t['pytorch']} threads; "
                      f"run under `taskset -c 0,1` (and --peer-threads 2) to give both 2")  # fmt: skip
     return "\n".join(lines)
+
+
+def _flop_cells(r: dict[str, Any]) -> list[str]:
+    if "flops_per_iter" not in r:
+        return ["-", "-", "-"]
+    side = lambda n: f"{r[n + '_gflops']:.1f} ({100 * r[n + '_peak_fraction']:.0f} %)"  # noqa: E731
+    return [f"{r['flops_per_iter'] / 1e9:.2f}", side("jaxgan"), side("pytorch")]
 
 
 def main(args, argv: list[str] | None) -> int:
@@ -214,12 +249,14 @@ def main(args, argv: list[str] | None) -> int:
                        "warmup": args.warmup, "target_round_s": args.target_rep_s, "gap_s": GAP_S,
                        "order": "jaxgan first in even rounds, PyTorch first in odd ones",
                        "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])}  # fmt: skip
+    matmul = M.MatmulPeak(args.peak_n or 2048)
+    start = matmul.measure()
     old_threads, res["peers"] = P.torch.get_num_threads(), []
     try:
         for name in names:
             print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
             try:
-                row = time_case(P, name, args)
+                row = time_case(P, name, args, start["flops_per_s"])
             except Exception as e:  # reported; the other cases still run
                 row = {"case": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}  # fmt: skip
                 print(f"    FAILED {row['error']}", flush=True)
@@ -230,6 +267,11 @@ def main(args, argv: list[str] | None) -> int:
             gc.collect()
     finally:
         P.torch.set_num_threads(old_threads)
+    end = matmul.measure()
+    ref = max(start["flops_per_s"], end["flops_per_s"])
+    res["matmul_peak"] = {"n": matmul.n, "start": start, "end": end, "reference_flops_per_s": ref}
+    for row in res["peers"]:  # against the best of the two samples, as run.py's own table
+        row.update(flop_rates(row.get("flops_per_iter"), row, ref) if "ratio" in row else {})
     res["load_after"], res["total_s"] = M.load_average(), time.time() - started
     res["table"] = report(res)
     print(f"\n{res['table']}\ntotal {res['total_s']:.0f} s")

@@ -9,12 +9,12 @@ wide kernels (caogang's 5x5 transposed convolutions on 4x4 maps). Each ``nnx.Con
 * ``"im2col"`` (``Conv``, and ``ConvTranspose`` at stride 1): the kh·kw shifted (strided) views
   of the padded input side by side, times the kernel as one ``(kh·kw·C_in, C_out)`` matrix;
 * ``"s2d"`` (``Conv`` at stride 2): one matmul over space-to-depth blocks
-  (:func:`jaxgan.models.strided.conv_stride2`);
+  (:func:`jaxgan.models.conv_forms.conv_stride2`);
 * ``"col2im"`` (``ConvTranspose``): every input pixel times every kernel tap as one matmul, each
   tap's map then added at its place on the output (what PyTorch does; no multiplies by the
   zeros a transposed convolution's dilated, padded input holds);
 * ``"phase"`` (``ConvTranspose`` at stride 2): one stride-1 convolution over the four output
-  phases (:func:`jaxgan.models.strided.conv_transpose_stride2`);
+  phases (:func:`jaxgan.models.conv_forms.conv_transpose_stride2`);
 
 or ``"native"`` (the layer's own call), or ``"native>R"``: the value computed natively and every
 derivative through rewrite R (XLA:CPU's forward convolutions are fast where their gradients are
@@ -38,72 +38,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgan.models.strided import conv_stride2, conv_transpose_stride2
+from jaxgan.models.conv_forms import (
+    DN,
+    conv_im2col,
+    conv_stride2,
+    conv_transpose_col2im,
+    conv_transpose_stride2,
+    transpose_pads,
+)
 
-__all__ = ["FORMS", "conv_im2col", "conv_transpose_col2im", "cpu_forms", "for_cpu"]
+__all__ = ["FORMS", "cpu_forms", "for_cpu", "on_cpu_call"]
 
 FORMS = ("native", "im2col", "s2d", "col2im", "phase", "native>im2col", "native>s2d", "native>col2im", "native>phase")  # fmt: skip
 MIN_GAIN = 0.10  # a rewrite is kept only when it is at least this much faster than native
 _CHOICES: dict[tuple, str] = {}  # (layer signature, input shape, dtype, order) -> form
-DN = ("NHWC", "HWIO", "NHWC")
-
-
-def conv_im2col(x: jax.Array, kernel: jax.Array, pads: Any, stride: int = 1) -> jax.Array:
-    """``lax.conv_general_dilated(x, kernel, (stride, stride), pads)`` as one matmul: (B, H, W, C_in),
-    kernel (kh, kw, C_in, C_out), pads ((lo, hi), (lo, hi)) -> (B, H', W', C_out). The kh·kw
-    (strided) views of the padded input side by side, times the kernel as one matrix."""
-    (lo_h, hi_h), (lo_w, hi_w) = pads
-    kh, kw, c, c_out = kernel.shape
-    xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (lo_h, hi_h, 0), (lo_w, hi_w, 0), (0, 0, 0)])  # fmt: skip
-    b, hp, wp, _ = xp.shape
-    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    views = [xp[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
-             for i in range(kh) for j in range(kw)]  # fmt: skip
-    y = jnp.concatenate(views, -1).reshape(b * ho * wo, kh * kw * c) @ kernel.reshape(kh * kw * c, c_out)  # fmt: skip
-    return y.reshape(b, ho, wo, c_out)
-
-
-def conv_transpose_col2im(x: jax.Array, kernel: jax.Array, pads: Any, stride: int) -> jax.Array:
-    """``lax.conv_transpose(x, kernel, (stride, stride), pads)`` as one matmul and a scatter-add:
-    (B, H, W, C_in), kernel (kh, kw, C_in, C_out) -> (B, H', W', C_out).
-
-    Input pixel i meets kernel tap a at output o = stride·i + lo - a (``pads``: the (lo, hi) the
-    transposed convolution gives its dilated input): every pixel times every tap is one
-    ``(B·H·W, C_in) @ (C_in, kh·kw·C_out)`` matmul (no multiplies by the zeros of the dilated,
-    padded input), and each tap's map is placed on the output by one (interior-)padding and added.
-    """
-    (lo_h, hi_h), (lo_w, hi_w) = pads
-    b, h, w, c = x.shape
-    kh, kw, _, c_out = kernel.shape
-    ho, wo = (
-        stride * (h - 1) + 1 + lo_h + hi_h - kh + 1,
-        stride * (w - 1) + 1 + lo_w + hi_w - kw + 1,
-    )
-    z = x.reshape(b * h * w, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out)
-    z = z.reshape(b, h, w, kh, kw, c_out)
-    span_h, span_w = stride * (h - 1) + 1, stride * (w - 1) + 1
-    y = None
-    for a_h in range(kh):
-        for a_w in range(kw):
-            top, left = lo_h - a_h, lo_w - a_w
-            pad = [(0, 0, 0), (top, ho - span_h - top, stride - 1), (left, wo - span_w - left, stride - 1), (0, 0, 0)]  # fmt: skip
-            tap = jax.lax.pad(z[:, :, :, a_h, a_w], jnp.zeros((), z.dtype), pad)
-            y = tap if y is None else y + tap
-    return y
-
-
-def _transpose_pads(padding: Any, kernel: tuple[int, ...], stride: int) -> list[tuple[int, int]]:
-    """The padding ``lax.conv_transpose`` gives its (stride-dilated) input, per spatial axis."""
-    if not isinstance(padding, str):
-        return [(int(lo), int(hi)) for lo, hi in padding]
-    out = []
-    for k in kernel:
-        if padding == "SAME":
-            total, lo = k + stride - 2, (k - 1 if stride > k - 1 else -(-(k + stride - 2) // 2))
-        else:  # VALID
-            total, lo = k + stride - 2 + max(k - stride, 0), k - 1
-        out.append((lo, total - lo))
-    return out
 
 
 def _spec(layer: nnx.Module) -> tuple[str, int, Any] | None:
@@ -111,7 +59,7 @@ def _spec(layer: nnx.Module) -> tuple[str, int, Any] | None:
     kind = "conv" if isinstance(layer, nnx.Conv) else "transpose" if isinstance(layer, nnx.ConvTranspose) else None  # fmt: skip
     if kind is None or len(layer.kernel_size) != 2 or layer.mask is not None:
         return None
-    if type(layer) not in (nnx.Conv, nnx.ConvTranspose, *_ON_CPU.values()):
+    if type(layer) not in (nnx.Conv, nnx.ConvTranspose) and not _rewritten(type(layer)):  # fmt: skip
         return None  # a subclass may compute something else
     ones = lambda v: v is None or v == 1 or tuple(np.atleast_1d(v)) == (1, 1)  # noqa: E731
     if not ones(layer.kernel_dilation) or getattr(layer, "transpose_kernel", False):
@@ -170,13 +118,13 @@ def _form(spec: tuple[str, int, Any], form: str) -> Callable[[jax.Array, jax.Arr
         if form == "phase":
             return conv_transpose_stride2(x, kernel, bias, padding)
         if form == "col2im":
-            y = conv_transpose_col2im(x, kernel, _transpose_pads(padding, kernel.shape[:2], stride), stride)  # fmt: skip
+            y = conv_transpose_col2im(x, kernel, transpose_pads(padding, kernel.shape[:2], stride), stride)  # fmt: skip
         elif form == "native":
             conv = jax.lax.conv_general_dilated if kind == "conv" else jax.lax.conv_transpose
             y = conv(x, kernel, (stride, stride), padding, dimension_numbers=DN)
         else:  # im2col: a stride-1 correlation with the padding the layer gives its input
             if kind == "transpose":  # at stride 1: a correlation over its padded input
-                pads = _transpose_pads(padding, kernel.shape[:2], 1)
+                pads = transpose_pads(padding, kernel.shape[:2], 1)
             elif isinstance(padding, str):
                 pads = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], (stride,) * 2, padding)  # fmt: skip
             else:
@@ -187,36 +135,41 @@ def _form(spec: tuple[str, int, Any], form: str) -> Callable[[jax.Array, jax.Arr
     return apply
 
 
-def _on_cpu_call(flax_call: Callable) -> Callable:
-    """The ``__call__`` of a rewritten layer: ``cpu_form`` where lowered for CPU, ``flax_call``
-    (the Flax layer's own) elsewhere."""
+def on_cpu_call(self: nnx.Conv | nnx.ConvTranspose, x: jax.Array) -> jax.Array:
+    """The ``__call__`` of a rewritten ``nnx.Conv`` / ``nnx.ConvTranspose``: form ``self.cpu_form``
+    where the layer is lowered for CPU (``jax.lax.platform_dependent``), the Flax layer's own call
+    elsewhere; with ``self.cpu_everywhere`` the form on every platform (a test compares forms)."""
+    flax_cls = nnx.Conv if isinstance(self, nnx.Conv) else nnx.ConvTranspose
+    spec = _spec(self)
+    if self.cpu_form == "native" or spec is None or x.ndim != 4:
+        return flax_cls.__call__(self, x)
+    rewrite = _form(spec, self.cpu_form)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        spec = _spec(self)
-        if self.cpu_form == "native" or spec is None or x.ndim != 4:
-            return flax_call(self, x)
-        rewrite = _form(spec, self.cpu_form)
+    def cpu(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+        return rewrite(*self.promote_dtype((x, kernel, bias), dtype=self.dtype))
 
-        def cpu(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
-            return rewrite(*self.promote_dtype((x, kernel, bias), dtype=self.dtype))
+    def other(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+        return flax_cls.__call__(self, x)  # the layer reads its own parameters
 
-        def other(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
-            return flax_call(self, x)  # the layer reads its own parameters
-
-        bias = self.bias[...] if self.bias is not None else None
-        return jax.lax.platform_dependent(x, self.kernel[...], bias, cpu=cpu, default=other)
-
-    return __call__
+    bias = self.bias[...] if self.bias is not None else None
+    if self.cpu_everywhere:
+        return cpu(x, self.kernel[...], bias)
+    return jax.lax.platform_dependent(x, self.kernel[...], bias, cpu=cpu, default=other)
 
 
-_ON_CPU: dict[type, type] = {}  # Flax class -> its rewritten subclass
+def _rewritten(cls: type) -> bool:
+    return cls.__call__ is on_cpu_call
+
+
+_ON_CPU: dict[type, type] = {}  # Flax class -> its subclass that calls on_cpu_call
 
 
 def _on_cpu_class(cls: type) -> type:
-    if cls in _ON_CPU.values():
+    if _rewritten(cls):
         return cls
     if cls not in _ON_CPU:
-        body = {"__call__": _on_cpu_call(cls.__call__), "cpu_form": "native", "__module__": cls.__module__}  # fmt: skip
+        body = {"__call__": on_cpu_call, "cpu_form": "native", "cpu_everywhere": False,
+                "__module__": cls.__module__}  # fmt: skip
         _ON_CPU[cls] = type(cls.__name__, (cls,), body)
     return _ON_CPU[cls]
 
@@ -270,20 +223,27 @@ def _random(shape: Any, seed: int = 0) -> jax.Array:
     return jax.device_put(host, jax.devices("cpu")[0])
 
 
-def _costs(fns: Mapping[Any, tuple[Callable, Callable]], args: tuple) -> dict[Any, float]:
-    """Seconds per value plus gradient of each candidate's ``(value, grad)`` pair at ``args``."""
-    flat = {(k, i): f for k, pair in fns.items() for i, f in enumerate(pair)}
-    t = _time(flat, args)
-    return {k: t[(k, 0)] + t[(k, 1)] for k in fns}
+def _costs(fns: Mapping[Any, tuple[Callable, Callable]], args: tuple, r: jax.Array) -> dict[Any, float]:  # fmt: skip
+    """Seconds per value (at ``args``) plus gradient (at ``args`` and the cotangent ``r``) of each
+    candidate's ``(value, grad)`` pair."""
+    t = _time({k: pair[0] for k, pair in fns.items()}, args)
+    t_grad = _time({k: pair[1] for k, pair in fns.items()}, (*args, r))
+    return {k: t[k] + t_grad[k] for k in fns}
 
 
-def _grads(value: Callable, r: jax.Array, order: int, wrt: tuple[int, ...]) -> Callable:
-    """d<value, r>/d(args ``wrt``) (order 1), or d|d<value, r>/d arg 1|^2/d(args ``wrt``) (order 2:
-    what a gradient penalty differentiates)."""
-    linear = lambda *a: jnp.vdot(value(*a), r)  # noqa: E731
-    if order == 1:
-        return jax.grad(linear, wrt)
-    return jax.grad(lambda *a: jnp.sum(jax.grad(linear, 1)(*a) ** 2), wrt)
+def _grads(value: Callable, order: int, wrt: tuple[int, ...]) -> Callable:
+    """``(*args, r) ->`` d<value(*args), r>/d(args ``wrt``) (order 1), or d|d<value, r>/d arg 1|^2
+    /d(args ``wrt``) (order 2: what a gradient penalty differentiates). ``r`` is an argument, not a
+    constant the compiler would fold."""
+
+    def grads(*a: Any) -> Any:
+        *a, r = a
+        linear = lambda *a: jnp.vdot(value(*a), r)  # noqa: E731
+        if order == 1:
+            return jax.grad(linear, wrt)(*a)
+        return jax.grad(lambda *a: jnp.sum(jax.grad(linear, 1)(*a) ** 2), wrt)(*a)
+
+    return grads
 
 
 def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, order: int) -> list[str]:  # fmt: skip
@@ -292,9 +252,9 @@ def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, ord
     kernel = jax.device_put(jnp.asarray(layer.kernel[...], shape.dtype), cpu)
     bias = None if layer.bias is None else jax.device_put(jnp.asarray(layer.bias[...], shape.dtype), cpu)  # fmt: skip
     r = _random(jax.eval_shape(_form(spec, "native"), x, kernel, bias), 1)
-    fns = {f: (jax.jit(_form(spec, f)), jax.jit(_grads(_form(spec, f), r, order, (0, 1))))
+    fns = {f: (jax.jit(_form(spec, f)), jax.jit(_grads(_form(spec, f), order, (0, 1))))
            for f in _candidates(spec)}  # fmt: skip
-    costs = _costs(fns, (x, kernel, bias))
+    costs = _costs(fns, (x, kernel, bias), r)
     return sorted(costs, key=costs.get)
 
 
@@ -312,9 +272,9 @@ def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], example: t
             return nnx.merge(graphdef, params, rest, copy=True)(*a)
 
         r = _random(jax.eval_shape(value, params, *args), 99)
-        fns[form] = (jax.jit(value), jax.jit(_grads(value, r, order, (0, 1))))
+        fns[form] = (jax.jit(value), jax.jit(_grads(value, order, (0, 1))))
     _apply(layers, chosen)
-    return _costs(fns, (nnx.split(model, nnx.Param, ...)[1], *args))
+    return _costs(fns, (nnx.split(model, nnx.Param, ...)[1], *args), r)
 
 
 def _apply(layers: Mapping[str, nnx.Module], forms: Mapping[str, str]) -> None:
@@ -326,9 +286,7 @@ def _apply(layers: Mapping[str, nnx.Module], forms: Mapping[str, str]) -> None:
 
 def cpu_forms(model: nnx.Module) -> dict[str, str]:
     """``{layer path: form}`` of every convolution :func:`for_cpu` has rewritten in ``model``."""
-    return {
-        p: layer.cpu_form for p, layer in _layers(model).items() if type(layer) in _ON_CPU.values()
-    }
+    return {p: layer.cpu_form for p, layer in _layers(model).items() if _rewritten(type(layer))}
 
 
 def for_cpu(model: nnx.Module, *example: Any, order: int = 1,

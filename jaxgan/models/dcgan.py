@@ -2,11 +2,11 @@
 
 G: dense to 4x4xW -> [transposed conv 4x4 stride 2, BatchNorm, ReLU] until resolution/2 ->
 transposed conv to C channels -> tanh. Critic: [conv 4x4 stride 2, norm, LeakyReLU(0.2)] down to
-4x4 -> dense to one score. ``conv_impl``: how the stride-2 layers run — "native" (``nnx.Conv`` /
-``nnx.ConvTranspose``), "phase" (the exact stride-1 rewrites of :mod:`jaxgan.models.strided`), or
-"auto" (phase where the step is lowered for CPU, native where it is lowered for a GPU or TPU:
-:func:`jaxgan.models.strided.per_platform`); the layers are ``StridedConv`` /
-``StridedConvTranspose``, so the parameters are the same either way. The critic's normalisation follows the objective:
+4x4 -> dense to one score. ``conv_impl``: how the stride-2 layers
+(``StridedConv`` / ``StridedConvTranspose``, same parameters either way) run — "auto" (their fast
+form where the step is lowered for CPU, native for a GPU or TPU), "phase" (that form everywhere) or
+"native" (``nnx.Conv`` / ``nnx.ConvTranspose``); :func:`jaxgan.models.cpu.for_cpu` can re-choose
+each layer's CPU form by timing. The critic's normalisation follows the objective:
 BatchNorm only without a gradient penalty (BatchNorm couples the samples the penalty treats
 independently).
 """

@@ -28,7 +28,7 @@ def test_peers_tiny(tmp_path, capsys, monkeypatch):
     out = tmp_path / "peers.json"
     # 1 torch thread: on a busy 2-core host 2 OpenMP threads made a batch-8 toy step 60x slower.
     argv = ["--peers", "--peer-cases", "toy,wgan_gp_mnist", "--peer-batch", "8", "--peer-rounds",
-            "3", "--peer-threads", "1", "--warmup", "1", "--target-rep-s", "0.01", "--out", str(out)]  # fmt: skip
+            "3", "--peer-threads", "1", "--warmup", "1", "--target-rep-s", "0.01", "--peak-n", "256", "--out", str(out)]  # fmt: skip
     assert _run().main(argv) == 0
     res = json.loads(out.read_text())
     for key in ("machine", "threads", "settings", "load_before", "load_after", "peers", "table"):
@@ -50,6 +50,17 @@ def test_peers_tiny(tmp_path, capsys, monkeypatch):
     s = toy["spread"]
     assert s["ratio_min"] <= s["ratio_q1"] <= s["ratio_median"] <= s["ratio_q3"] <= s["ratio_max"]
     assert s["jaxgan_ms_min"] <= toy["jaxgan_ms"] <= s["jaxgan_ms_max"]
+    # FLOPs: XLA's count of the toy step against the matmul FLOPs counted by hand (the rest,
+    # elementwise work and the optimizer, adds a few percent); each side's rate and peak share.
+    runner, cases = importlib.import_module("peers.runner"), importlib.import_module("cases")
+    hand = cases.toy_hand_flops(runner.with_batch(cases.get_case("toy"), 8).config)["per_iter"]
+    assert hand <= toy["flops_per_iter"] <= 1.5 * hand, (toy["flops_per_iter"], hand)
+    peak = res["matmul_peak"]["reference_flops_per_s"]
+    assert peak >= max(res["matmul_peak"][k]["flops_per_s"] for k in ("start", "end"))
+    for side in ("jaxgan", "pytorch"):
+        rate = toy["flops_per_iter"] / (toy[f"{side}_ms"] / 1e3)
+        assert toy[f"{side}_gflops"] == pytest.approx(rate / 1e9)
+        assert toy[f"{side}_peak_fraction"] == pytest.approx(rate / peak)
     # An external reference: jaxgan's step on NNX mirrors of the script's networks.
     assert ext["case"] == "wgan_gp_mnist" and ext["batch"] == 8 and ext["pytorch_ms"] > 0
     assert ext["jaxgan_ms"] > 0
