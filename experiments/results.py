@@ -9,6 +9,10 @@ it. The sources:
 - a folder per finished study (``results.json``, ``table.md`` and the figures that
   ``experiments/study.py`` writes under ``studies/<study>/``, copied here), described in
   ``studies.json`` (its command, when and how long, what it set up, its goals);
+- the committed result files of the studies that accumulate across machines,
+  ``<study>/runs/<dataset>/<objective>/seed<k>.json`` (one per finished run, written by
+  ``experiments/study.py``), planned in ``accumulated.json`` (cells, seeds, budget, goals, the
+  command that continues them);
 - hand-maintained JSON for figures no tool writes into this folder: ``main_job.json`` (the main
   job's evaluation per seed), ``toys_budget.json``, ``stacked_mnist.json``, ``peers.json`` (the
   ``peers`` list of ``benchmarks/run.py --peers``), ``benchmarks.json`` and ``notebooks.json``.
@@ -34,13 +38,14 @@ PAGE = "README.md"
 HAND_FILES = (
     "main_job.json",
     "studies.json",
+    "accumulated.json",
     "toys_budget.json",
     "stacked_mnist.json",
     "peers.json",
     "benchmarks.json",
     "notebooks.json",
 )
-FIGURES = ("samples", "bars", "critic", "weights", "w_estimate")  # experiments/study.py's PNGs
+FIGURES = ("samples", "bars", "critic", "weights", "w_estimate", "curve")  # study.py's PNGs
 DASH = "–"
 
 
@@ -216,8 +221,11 @@ def _goal_line(goal: dict[str, Any], results: dict[str, Any]) -> str:
 
 def studies(root: str) -> list[str]:
     about = _load(root, "studies.json")
+    accumulating = set(_load(root, "accumulated.json"))  # their section reads runs/, not these
     folders = sorted(
-        e for e in os.listdir(root) if os.path.isfile(os.path.join(root, e, "results.json"))
+        e
+        for e in os.listdir(root)
+        if os.path.isfile(os.path.join(root, e, "results.json")) and e not in accumulating
     )
     described = [k for k in about if k != "about"]
     if unknown := sorted(set(folders) - set(described)):
@@ -265,6 +273,156 @@ def studies(root: str) -> list[str]:
     return out
 
 
+def _population_pm(values: list[float], fmt: str, scale: float = 1.0) -> str:
+    """Mean ± population std, as the study tables give them."""
+    a = np.asarray(values, np.float64) * scale
+    return f"{_num(float(a.mean()), fmt)} ± {_num(float(a.std(ddof=0)), fmt)}"
+
+
+def _run_file(root: str, name: str, cell: dict[str, Any], seed: int) -> str:
+    return os.path.join(root, name, "runs", cell["dataset"], cell["objective"], f"seed{seed}.json")
+
+
+def _committed_runs(root: str, name: str, plan: dict[str, Any], cell: dict[str, Any]) -> list[dict]:
+    """The committed results of one planned cell: its preset at the planned budget."""
+    out = []
+    for seed in range(cell["seeds"]):
+        try:
+            with open(_run_file(root, name, cell, seed), encoding="utf-8") as f:
+                r = json.load(f)
+        except FileNotFoundError:
+            continue
+        except json.JSONDecodeError as e:
+            raise ResultsError(
+                f"{_run_file(root, name, cell, seed)}: not valid JSON ({e})"
+            ) from None
+        if r.get("preset") == cell["preset"] and r.get("steps") == plan["steps"]:
+            out.append(r)
+    return out
+
+
+def _curve_cell(runs: list[dict], step: int, hq: bool) -> str:
+    points = [p for r in runs for p in r.get("curve", []) if p.get("step") == step]
+    if not points:
+        return DASH
+    modes = np.mean([p["modes_captured"] for p in points])
+    if hq:
+        second = f"{100 * np.mean([p['high_quality_fraction'] for p in points]):.1f} %"
+    else:
+        second = f"{np.mean([p['reverse_kl'] for p in points]):.3f}"
+    seeds = "" if len(points) == len(runs) else f" ({len(points)})"
+    return f"{modes:.1f} / {second}{seeds}"
+
+
+def _accumulated_goal(goal: dict[str, Any], cells: list[tuple[dict, list[dict]]]) -> str:
+    """Met by which cells (means over their seeds), else the best cell and how far it is."""
+    dataset = goal["dataset"]
+    mine = [(c, runs) for c, runs in cells if c["dataset"] == dataset and runs]
+    if not mine:
+        return f"{dataset}: no run yet."
+
+    def means(runs: list[dict]) -> dict[str, float]:
+        keys = ("modes_captured", "high_quality_fraction", "reverse_kl")
+        return {k: float(np.mean([r[k] for r in runs])) for k in keys if k in runs[0]}
+
+    n = mine[0][1][0]["num_modes"]
+    need_modes = goal.get("modes_min", n)
+    want = [f"{need_modes:,}/{n:,} modes"]
+    if "high_quality_min" in goal:
+        want.append(f"≥ {100 * goal['high_quality_min']:.0f} % high quality")
+    want.append(f"reverse KL ≤ {goal['reverse_kl_max']:g}")
+    text = f"{dataset} ({', '.join(want)}): "
+    met, gaps = [], []
+    for c, runs in mine:
+        m = means(runs)
+        short = []
+        if m["modes_captured"] < need_modes:
+            short.append(f"{need_modes - m['modes_captured']:.1f} modes")
+        if "high_quality_min" in goal and m["high_quality_fraction"] < goal["high_quality_min"]:
+            short.append(f"{100 * (goal['high_quality_min'] - m['high_quality_fraction']):.1f} "
+                         "points of high quality")  # fmt: skip
+        if m["reverse_kl"] > goal["reverse_kl_max"]:
+            short.append(f"reverse KL {m['reverse_kl'] - goal['reverse_kl_max']:.3f} too high")
+        (gaps.append((len(short), c["objective"], short)) if short else met.append(c["objective"]))
+    if met:
+        return text + "**met** by " + ", ".join(met) + "."
+    fewest = min(gaps, key=lambda g: g[0])
+    return text + f"**not met**; closest {fewest[1]}, short by " + ", ".join(fewest[2]) + "."
+
+
+def _accumulated_study(root: str, name: str, plan: dict[str, Any]) -> list[str]:
+    cells = [(c, _committed_runs(root, name, plan, c)) for c in plan["cells"]]
+    planned = sum(c["seeds"] for c in plan["cells"])
+    done = sum(len(runs) for _, runs in cells)
+    train_h = sum(r["train_seconds"] for _, runs in cells for r in runs) / 3600
+    hq = any("high_quality_min" in g for g in plan["goals"])  # the toys' protocol
+    head = ["dataset", "objective", "seeds", "modes", *(["high quality %"] if hq else []),
+            "reverse KL", "train min / run"]  # fmt: skip
+    rows = []
+    for c, runs in cells:
+        seeds = f"{len(runs)} of {c['seeds']}"
+        if not runs:
+            rows.append([c["dataset"], c["objective"], seeds, *[DASH] * (len(head) - 3)])
+            continue
+        row = [c["dataset"], c["objective"], seeds,
+               _population_pm([r["modes_captured"] for r in runs], ".1f")
+               + f" / {runs[0]['num_modes']:,}"]  # fmt: skip
+        if hq:
+            row.append(_population_pm([r["high_quality_fraction"] for r in runs], ".1f", 100.0))
+        row += [_population_pm([r["reverse_kl"] for r in runs], ".3f"),
+                f"{np.mean([r['train_seconds'] for r in runs]) / 60:.0f}"]  # fmt: skip
+        rows.append(row)
+    steps = plan["curve_steps"]
+    label = lambda s: f"{s // 1000}k" if s % 1000 == 0 else f"{s:,}"  # noqa: E731
+    curve = [[c["dataset"], c["objective"], *(_curve_cell(runs, s, hq) for s in steps)]
+             for c, runs in cells]  # fmt: skip
+    out = [
+        f"### {name}",
+        "",
+        f"**{done} of {planned} planned runs done** ({train_h:.1f} h of training in all), each "
+        f"at {plan['steps']:,} generator steps. Continue: `{plan['command']}` (a committed run "
+        "is not redone; the rest start as the budget allows).",
+        "",
+        plan["setup"],
+        "",
+        *_table(head, rows),
+        "",
+        f"Along the way: modes / {'high quality %' if hq else 'reverse KL'} at each budget, the "
+        "mean over the seeds that reached it (seeds in brackets when not all).",
+        "",
+        *_table(["dataset", "objective", *map(label, steps)], curve),
+        "",
+    ]
+    if done:
+        goals = [_accumulated_goal(g, cells) for g in plan["goals"]]
+        out += ["Goals (means over the seeds done): " + " ".join(goals), ""]
+    figures = [f for f in FIGURES if os.path.isfile(os.path.join(root, name, f + ".png"))]
+    if figures:
+        links = " · ".join(f"[{f}]({name}/{f}.png)" for f in figures)
+        out += [f"Figures (`python experiments/study.py --study={name} --report`, copied from "
+                f"`studies/{name}/`): {links}.", ""]  # fmt: skip
+    return out
+
+
+def accumulated(root: str) -> list[str]:
+    about = _load(root, "accumulated.json")
+    names = [k for k in about if k != "about"]
+    folders = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e, "runs")))
+    if unknown := sorted(set(folders) - set(names)):
+        raise ResultsError(f"accumulated.json does not describe the run folder(s) {unknown}")
+    out = [
+        "## The studies at the papers' budgets",
+        "",
+        "Built from the committed result files alone (`<study>/runs/`, one per finished run, "
+        "with its commit, budget, wall time and curve), so a study goes on across machines: "
+        "mean ± std (population) over the seeds done.",
+        "",
+    ]
+    for name in names:
+        out += _accumulated_study(root, name, about[name])
+    return out
+
+
 def toys_budget(root: str) -> list[str]:
     d = _load(root, "toys_budget.json")
     datasets = d["datasets"]
@@ -305,7 +463,7 @@ def stacked_mnist(root: str) -> list[str]:
         for r in d["rows"]
     ]
     return [
-        "## Stacked MNIST",
+        "## Stacked MNIST: the first cell",
         "",
         _reproduce(d["command"], d["measured"]) + f" Goal: {d['goal']}.",
         "",
@@ -386,7 +544,8 @@ def notebooks(root: str) -> list[str]:
     ]
 
 
-SECTIONS = (main_job, studies, toys_budget, stacked_mnist, peers, benchmarks, notebooks)
+SECTIONS = (main_job, studies, accumulated, toys_budget, stacked_mnist, peers, benchmarks,
+            notebooks)  # fmt: skip
 
 
 def render(root: str = RESULTS) -> str:

@@ -1,15 +1,27 @@
 """Run a mode-collapse study and write its table and figures.
 
-    python experiments/study.py --study=toys [--root=studies/toys] [--jobs=2]
+    python experiments/study.py --study=toys [--root=studies/toys] [--jobs=2] [--budget_minutes=M]
 
 Every run is a preset trained through ``jaxgan.train`` into ``ROOT/<dataset>/<objective>/seed<k>``;
 stop it any time (Ctrl-C) and rerun the same command: unfinished runs resume from their latest
-checkpoint, finished ones are not redone. At the end (or with ``--report``): ``results.json``,
-``table.md`` and the figures under ``ROOT``. ``--list`` shows the studies and their cells.
+checkpoint, finished ones are not redone. A finished run also writes a small result file,
+``RESULTS/runs/<dataset>/<objective>/seed<k>.json`` (``RESULTS``: experiments/results/STUDY, to be
+committed): such a file counts as done, so a fresh clone goes on with the runs not yet in git.
+Run flags that change the runs (``--steps=1000``) make a variant whose results stay in ROOT.
+At the end (or with ``--report``): ``results.json``, ``table.md`` and the figures under ``ROOT``,
+from the committed results and the run directories. ``--list`` shows the studies and their cells.
+
+``--budget_minutes=M`` starts only the runs that fit in what is left of M minutes of wall time:
+a run's time is seconds per step x its steps left (plus its evaluation), from the committed
+results of the same cell, else from any committed run of the same preset; a run with no such
+result starts only while at least half the budget is left. When the budget is spent the running
+trainings checkpoint and stop as on Ctrl-C; the next invocation resumes them. With ``--jobs=2``
+two runs train at once, each against the same wall-clock budget.
 """
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -18,6 +30,8 @@ import tempfile
 import time
 
 PROG = "study.py"
+# Where the committed result files go: RESULTS_ROOT/<study>/runs/... (--results overrides).
+RESULTS_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # SIGINT/SIGTERM are recorded, never raised (an exception inside an import or an orbax call leaves
 # half-built modules or threads behind): training stops at the next check, its jobs with it.
 _interrupted: list[int] = []
@@ -46,6 +60,15 @@ def _parser(study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="at most this many seeds per cell")
     p.add_argument("--cells", default="", help="only cells whose 'dataset/objective' contains one "
                    "of these comma-separated strings")  # fmt: skip
+    p.add_argument("--results", default=None, help="where each finished run's small result file "
+                   "goes, to be committed; a file there counts as done (experiments/results/"
+                   "STUDY); runs with flags that change them (--steps=...) keep theirs in ROOT "
+                   "only")  # fmt: skip
+    p.add_argument("--budget_minutes", type=float, default=None, metavar="M", help="start only "
+                   "runs that fit in what is left of M minutes (a run's time: seconds per step x "
+                   "its steps left, from committed results of its cell, else of its preset; with "
+                   "none, it starts only while half the budget is left); then stop the running "
+                   "ones as on Ctrl-C (they checkpoint; the next invocation resumes them)")  # fmt: skip
     p.add_argument("--report", action="store_true", help="only write the table and figures")
     p.add_argument("--list", action="store_true", help="list the studies and their cells")
     p.add_argument("--run", default=None, help=argparse.SUPPRESS)  # DATASET/OBJECTIVE/SEED (a job)
@@ -103,7 +126,7 @@ def _check_cells(study, args) -> None:
 
 def _check_root(study, args) -> None:
     """--root is a directory or can become one; it holds no other study's report; with --report
-    it has finished runs. Nothing is created here."""
+    there are finished runs (committed or in --root). Nothing is created here."""
     from jaxgan.errors import ConfigError
     from jaxgan.study import runner as study_lib
 
@@ -119,12 +142,39 @@ def _check_root(study, args) -> None:
     if other is not None and other != study.name:
         raise ConfigError(f"--root={root} holds the report of study {other!r} (results.json); "
                           f"give --study={other}, or another --root for {study.name!r}.")  # fmt: skip
-    if args.report and not os.path.isdir(root):
+    committed = _committed(study, args)
+    if committed and os.path.exists(committed) and not os.path.isdir(committed):
+        raise ConfigError(f"--results={committed} is a file, not a directory; give a directory "
+                          "(made if missing).")  # fmt: skip
+    if not args.report:
+        return
+    found = [c for c, s, _ in study.runs(root) if study_lib.committed(c, s, committed)]
+    if not found and not os.path.isdir(root):
         raise ConfigError(f"--root={root} does not exist: nothing to report; train first (the "
                           "same command without --report).")  # fmt: skip
-    if args.report and not any(study_lib.read_result(w) for *_, w in study.runs(root)):
+    if not found and not any(study_lib.read_result(w) for *_, w in study.runs(root)):
         raise ConfigError(f"--report: no finished run of study {study.name!r} under {root} yet; "
                           "train some first (the same command without --report).")  # fmt: skip
+
+
+def _overrides(args) -> dict:
+    """The run flags given (fields of the config), for every run of the study."""
+    from jaxgan.training.config import FIELDS
+
+    return {k: v for k, v in vars(args).items() if k in FIELDS}
+
+
+def _results(study, args) -> str:
+    """--results, or the study's folder of committed results."""
+    return args.results or os.path.join(RESULTS_ROOT, study.name)
+
+
+def _committed(study, args) -> str | None:
+    """Where committed results are read and written for these runs: ``None`` for a variant (run
+    flags that change the runs), whose results stay in --root."""
+    from jaxgan.study import runner as study_lib
+
+    return study_lib.committed_dir(_results(study, args), _overrides(args))
 
 
 def _make_root(root: str) -> None:
@@ -179,6 +229,11 @@ def main(argv=None) -> int:
             raise ConfigError(f"--seeds must be a positive integer, got {args.seeds}.")
         if args.root is not None and not args.root.strip():
             raise ConfigError("--root is empty; give a directory (made if missing).")
+        if args.results is not None and not args.results.strip():
+            raise ConfigError("--results is empty; give a directory (made if missing).")
+        budget = args.budget_minutes
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise ConfigError(f"--budget_minutes={budget:g}: give a positive number of minutes.")
         for cell in study.cells:  # bad overrides: one line now, not one per job
             cell.config(0, overrides)
         args.root = args.root or os.path.join("studies", study.name)
@@ -191,7 +246,7 @@ def main(argv=None) -> int:
         if _interrupted:  # before anything is written
             print(f"stopped by {signal.Signals(_interrupted[0]).name} before anything was done.")
             return 128 + _interrupted[0]
-        if not args.report:
+        if not args.report or not os.path.isdir(args.root):  # a report of committed results alone
             _make_root(args.root)
     except (ConfigError, DataError) as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
@@ -206,14 +261,15 @@ def main(argv=None) -> int:
     code = 0 if args.report else _train(study, runs, args)
     if code >= 128:
         return code
-    return _report(study, args.root) or code
+    return _report(study, args.root, _committed(study, args)) or code
 
 
 def _list(studies) -> int:
     for s in studies.values():
         print(f"{s.name}: {s.description}")
         for c in s.cells:
-            print(f"  {c.dataset}/{c.objective}: preset {c.preset}, {c.seeds} seeds")
+            flags = "".join(f" {_flag(k, v)}" for k, v in c.overrides)
+            print(f"  {c.dataset}/{c.objective}: preset {c.preset}{flags}, {c.seeds} seeds")
     return 0
 
 
@@ -229,7 +285,7 @@ def _job(study, args, overrides) -> int:
     cell, seed, _, _ = found[0]
     try:
         result = study_lib.run_one(study, cell, seed, args.root, overrides=overrides,
-                                   caught=_interrupted)  # fmt: skip
+                                   caught=_interrupted, results_dir=_results(study, args))  # fmt: skip
     except (ConfigError, DataError) as e:  # found at start-up: the data, the run directory
         sys.stderr.write(f"{PROG}: error: {args.run}: {e}\n")
         return 2
@@ -241,18 +297,19 @@ def _job(study, args, overrides) -> int:
     return 128 + (_interrupted[0] if _interrupted else signal.SIGINT)
 
 
-def _report(study, root: str) -> int:
-    """results.json, table.md and the figures (the table also on stdout). A write that fails: one
+def _report(study, root: str, committed: str | None = None) -> int:
+    """results.json, table.md and the figures (the table also on stdout), from the results
+    committed under ``committed`` and the run directories under ``root``. A write that fails: one
     line, exit 1, each file whole or as it was; a signal: stop before the next file."""
     from jaxgan.study import figures as study_figures
     from jaxgan.study import runner as study_lib
 
-    damaged = study_lib.damaged_results(study, root)
+    damaged = study_lib.damaged_results(study, root, committed)
     if damaged:
         sys.stderr.write(f"{PROG}: warning: {len(damaged)} result file(s) cannot be read and are "
                          f"left out ({damaged[0]}{' and others' if len(damaged) > 1 else ''}); "
                          "rerun without --report to evaluate those runs again.\n")  # fmt: skip
-    built = study_lib.build_report(study, root)
+    built = study_lib.build_report(study, root, committed)
     stop = lambda: bool(_interrupted)  # noqa: E731
     paths: dict[str, str] = {}
     try:
@@ -260,7 +317,8 @@ def _report(study, root: str) -> int:
             print(built[1])
             paths = study_lib.write_report(study, root, built)
         try:
-            paths |= {} if stop() else study_figures.write_figures(study, root, stop=stop)
+            paths |= {} if stop() else study_figures.write_figures(study, root, stop=stop,
+                                                                   results_dir=committed)  # fmt: skip
         except ModuleNotFoundError as e:
             if e.name != "matplotlib":
                 raise
@@ -279,10 +337,75 @@ def _report(study, root: str) -> int:
     return 0
 
 
+def _children_cpu_seconds() -> float | None:
+    """CPU seconds (user + system) of the finished jobs so far; ``None`` where unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _minutes(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+class _Budget:
+    """``--budget_minutes``: which queued run may start now, and whether time is up."""
+
+    def __init__(self, study, args, overrides: dict) -> None:
+        self.study, self.args, self.overrides = study, args, overrides
+        self.total = None if args.budget_minutes is None else 60.0 * args.budget_minutes
+        self.start = time.perf_counter()
+        self.known: list | None = None  # committed results, read again after each finished run
+
+    def left(self) -> float | None:
+        return None if self.total is None else self.total - (time.perf_counter() - self.start)
+
+    def spent(self) -> bool:
+        return self.total is not None and self.left() <= 0
+
+    def estimate(self, cell, seed: int, workdir: str) -> float | None:
+        from jaxgan.study import budget, records
+
+        if self.known is None:
+            self.known = records.load_all(os.path.dirname(os.path.abspath(_results(self.study, self.args))))  # fmt: skip
+        steps = cell.config(seed, self.overrides).schedule.steps - records.steps_done(workdir)
+        return budget.estimate_seconds(self.known, study=self.study.name, dataset=cell.dataset,
+                                       preset=cell.preset, steps_left=steps)  # fmt: skip
+
+    def pick(self, queue: list) -> tuple[int, float | None] | None:
+        """(index in ``queue``, estimate in s) of the first run that fits; ``None``: none does."""
+        from jaxgan.study import budget
+
+        for i, (cell, seed, workdir, _) in enumerate(queue):
+            if self.total is None:
+                return i, None
+            guess = self.estimate(cell, seed, workdir)
+            if budget.fits(guess, self.left(), self.total):
+                return i, guess
+        return None
+
+    def started(self, guess: float | None) -> str:
+        if self.total is None:
+            return ""
+        return f" (estimate {_minutes(guess)}; {_minutes(self.left())} of the budget left)"
+
+
 def _train(study, runs, args) -> int:
+    """Train the runs not yet done, ``--jobs`` at a time, each a process; one line per run
+    started and finished, and a closing line (done, pending, CPU minutes)."""
     from jaxgan.study import runner as study_lib
 
-    todo = [r for r in runs if study_lib.read_result(r[2]) is None]
+    overrides = _overrides(args)
+
+    def finished(run) -> bool:
+        cell, seed, *_ = run
+        return study_lib.done(cell, seed, args.root, overrides=overrides,
+                              results_dir=_results(study, args)) is not None  # fmt: skip
+
+    todo = [r for r in runs if not finished(r)]
     print(f"{study.name}: {len(runs)} runs selected, {len(runs) - len(todo)} already done, "
           f"{len(todo)} to train under {args.root}", flush=True)  # fmt: skip
     base = [
@@ -290,22 +413,37 @@ def _train(study, runs, args) -> int:
         os.path.abspath(__file__),
         f"--study={study.name}",
         f"--root={args.root}",
+        f"--results={_results(study, args)}",
         *args.passed,
     ]
+    budget = _Budget(study, args, overrides)
+    cpu_before = _children_cpu_seconds()
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     queue = list(todo)
     done = failed = 0
     told: set[str] = set()
+    out_of_time = False
     while queue or running:
+        if budget.spent() and not out_of_time:
+            out_of_time = True
+            if running:
+                print(f"budget of {args.budget_minutes:g} min spent: the {len(running)} running "
+                      "run(s) checkpoint and stop; the same command resumes them", flush=True)  # fmt: skip
         for name, (proc, _) in running.items():  # a signal to study.py alone reaches its jobs
-            if _interrupted and name not in told:
+            stop = _interrupted[0] if _interrupted else signal.SIGINT if out_of_time else None
+            if stop is not None and name not in told:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(_interrupted[0])
+                    proc.send_signal(stop)
                 told.add(name)
-        while queue and len(running) < args.jobs and not _interrupted:
-            *_, name = queue.pop(0)
+        while queue and len(running) < args.jobs and not _interrupted and not out_of_time:
+            picked = budget.pick(queue)
+            if picked is None:
+                break
+            i, guess = picked
+            *_, name = queue.pop(i)
             proc = subprocess.Popen([*base, f"--run={name}"], stdout=subprocess.DEVNULL)
             running[name] = (proc, time.perf_counter())
+            print(f"start {name}{budget.started(guess)}", flush=True)
         if not running:
             break
         time.sleep(0.5)
@@ -313,11 +451,15 @@ def _train(study, runs, args) -> int:
             if proc.poll() is None:
                 continue
             del running[name]
+            budget.known = None  # a new committed result may sharpen the estimates
             workdir = next(r[2] for r in todo if r[3] == name)
             result = study_lib.read_result(workdir)
             done += 1
             if result is not None:
                 print(f"[{done}/{len(todo)}] {name}: {_describe(result)}", flush=True)
+            elif proc.returncode >= 128 and out_of_time and not _interrupted:
+                print(f"[{done}/{len(todo)}] {name}: stopped at the end of the budget "
+                      "(checkpointed); the same command resumes it", flush=True)  # fmt: skip
             elif proc.returncode >= 128 and not _interrupted:
                 print(f"[{done}/{len(todo)}] {name}: stopped by a signal (exit {proc.returncode}); "
                       "rerun to continue it", flush=True)  # fmt: skip
@@ -325,6 +467,7 @@ def _train(study, runs, args) -> int:
                 print(f"[{done}/{len(todo)}] {name}: failed (exit {proc.returncode}); "
                       f"see {workdir}", flush=True)  # fmt: skip
                 failed += 1
+    _closing_line(study, runs, todo, finished, budget, cpu_before)
     if _interrupted:
         print(f"stopped by {signal.Signals(_interrupted[0]).name}: rerun the same command to "
               "continue (finished runs are kept).")  # fmt: skip
@@ -333,6 +476,21 @@ def _train(study, runs, args) -> int:
         print(f"{failed} run(s) failed (their errors are above); the report covers the rest.")
         return 1
     return 0
+
+
+def _closing_line(study, runs, todo, finished, budget: _Budget, cpu_before: float | None) -> None:
+    """What is done and pending of the selected runs, and the CPU time the jobs took."""
+    from jaxgan.study import records
+
+    pending = [r for r in todo if not finished(r)]
+    started = sum(1 for r in pending if records.steps_done(r[2]) > 0)
+    cpu_after = _children_cpu_seconds()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    wall = time.perf_counter() - budget.start
+    print(f"{study.name}: {len(runs) - len(pending)} of {len(runs)} selected runs done "
+          f"({len(todo) - len(pending)} now), {len(pending)} pending ({started} of them "
+          f"checkpointed, to resume); {_minutes(cpu)} of CPU in the jobs, {_minutes(wall)} wall",
+          flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

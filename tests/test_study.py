@@ -4,6 +4,7 @@ recomputation of the PacGAN/VEEGAN metrics, the table aggregates over seeds, fig
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from conftest import load_experiment
 
 from jaxgan.data.toys import get_toy
+from jaxgan.study import records
 from jaxgan.study import runner as study_lib
 from jaxgan.study.runner import Cell, Study
 
@@ -72,6 +74,25 @@ def test_seeds_differ_and_finished_runs_are_not_redone(finished):
     assert study_lib.run_one(study, c0, s0, root) == results[0]
     assert os.path.getmtime(os.path.join(w0, study_lib.RESULT_FILE)) == before
     assert sorted(os.listdir(os.path.join(w0, "checkpoints"))) == ckpts
+
+
+def test_a_finished_run_is_committed_as_a_small_result_file(finished, tmp_path):
+    """The run's result keeps the budget, overrides, commit, curve and points; a run finished
+    before it was committed is committed on the next call, without training."""
+    study, root, results = finished
+    cell, seed, workdir = study.runs(root)[1]
+    r = results[1]
+    assert (r["steps"], r["step"]) == (12, 12)
+    assert r["overrides"] == json.loads(json.dumps(dict(TINY)))
+    assert r["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", r["commit"])
+    assert [p["step"] for p in r["curve"]] == [12] and r["curve"][0]["modes_captured"] >= 0
+    pts = np.load(os.path.join(workdir, study_lib.SAMPLES_FILE))
+    assert np.allclose(r["samples"], pts, atol=5e-4) and len(r["samples"]) == 500
+    ckpts = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    assert study_lib.run_one(study, cell, seed, root, results_dir=str(tmp_path)) == r
+    committed = records.path(str(tmp_path), cell.dataset, cell.objective, seed)
+    assert records.read(committed) == r and os.listdir(tmp_path) == ["runs"]
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ckpts
 
 
 def test_table_is_the_mean_and_std_over_seeds(finished):
@@ -165,8 +186,10 @@ def _study_cli():
 
 
 @pytest.fixture
-def cli():
-    return _study_cli()  # a fresh module: no signal recorded yet
+def cli(tmp_path_factory):
+    module = _study_cli()  # a fresh module: no signal recorded yet
+    module.RESULTS_ROOT = str(tmp_path_factory.mktemp("committed"))  # not the repo's results
+    return module
 
 
 def _main(cli, *args) -> int:

@@ -4,7 +4,10 @@ Each function reads finished runs under a study's root and writes one PNG:
 ``samples.png`` (scatter per dataset x objective), ``critic.png`` (the critic's value surface,
 clipping vs penalty), ``weights.png`` (the critic's weights, clipping vs penalty: WGAN-GP's
 Figure 1b), ``w_estimate.png`` (the Wasserstein estimate over training), ``bars.png`` (modes and
-high-quality share per objective, mean and spread over seeds).
+high-quality share per objective, mean and spread over seeds), ``curve.png`` (high-quality share
+against generator steps, for a study with ``curve_steps``). ``samples``, ``bars`` and ``curve``
+are drawn from committed result files alone (``results_dir``) when there is no run directory;
+the others need the run directories (checkpoints, the metrics log).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxgan.study.runner import SAMPLES_FILE, Study, collect, read_result
+from jaxgan.study.runner import SAMPLES_FILE, Study, collect, read_result, result_for
 
 _COLORS = {"gan": "#d62728", "nsgan": "#ff7f0e", "wgan": "#9467bd", "wgan-gp": "#2ca02c",
            "hinge": "#1f77b4", "lsgan": "#8c564b"}  # fmt: skip
@@ -50,6 +53,15 @@ def _samples(workdir: str) -> np.ndarray | None:
     return pts if pts.ndim == 2 and pts.shape[1] == 2 else None
 
 
+def _points(result: dict, workdir: str) -> np.ndarray | None:
+    """A run's points: those its result keeps (a committed file), else its run directory's."""
+    pts = result.get("samples")
+    if pts:
+        arr = np.asarray(pts, np.float32)
+        return arr if arr.ndim == 2 and arr.shape[1] == 2 else None
+    return _samples(workdir)
+
+
 def _save(fig, path: str) -> str:
     """``fig`` as a PNG at ``path``, replaced whole (never a half-written image)."""
     tmp = path + ".tmp"
@@ -63,7 +75,8 @@ def _save(fig, path: str) -> str:
     return path
 
 
-def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | None:
+def samples_figure(study: Study, root: str, path: str, seed: int = 0,
+                   results_dir: str | None = None) -> str | None:  # fmt: skip
     """Generated points (seed ``seed``) over the mode centres, one panel per dataset x objective."""
     datasets = _datasets(study)
     objectives = list(dict.fromkeys(c.objective for c in study.cells))
@@ -71,7 +84,7 @@ def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
     plt = _plt()
     fig, axes = plt.subplots(len(datasets), len(objectives), squeeze=False,
                              figsize=(2.6 * len(objectives), 2.7 * len(datasets)))  # fmt: skip
-    drawn = 0
+    drawn = shown = 0
     for i, d in enumerate(datasets):
         toy = _toy(d)
         extent = float(np.abs(toy.centers).max()) * 1.35
@@ -84,14 +97,14 @@ def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
             ax.set_yticks([])
             ax.set_title(f"{o} · {d}", fontsize=8)
             cell = cells.get((d, o))
-            run = cell.workdir(root, seed) if cell else None
-            result = read_result(run) if run else None
-            pts = _samples(run) if result else None
+            result = result_for(cell, seed, root, results_dir) if cell else None
+            pts = _points(result, cell.workdir(root, seed)) if result else None
             if pts is None:
                 text = "not run" if result is None else "samples unreadable"
                 ax.text(0.5, 0.5, text, ha="center", transform=ax.transAxes)
                 continue
             ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4, color=_COLORS.get(o), label="samples")
+            shown = max(shown, len(pts))
             ax.scatter(toy.centers[:, 0], toy.centers[:, 1], s=12, marker="x", color="k",
                        label="modes")  # fmt: skip
             ax.text(0.02, 0.02, f"{result['modes_captured']}/{result['num_modes']} modes, "
@@ -102,7 +115,7 @@ def samples_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
         plt.close(fig)
         return None
     axes[0, 0].legend(loc="upper left", fontsize=6, markerscale=3)
-    fig.suptitle(f"{study.name}: {study.num_samples} samples of seed {seed}", fontsize=9)
+    fig.suptitle(f"{study.name}: {shown} samples of seed {seed}", fontsize=9)  # committed: 1,000
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -238,9 +251,9 @@ def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
     return path
 
 
-def bars_figure(study: Study, root: str, path: str) -> str | None:
+def bars_figure(study: Study, root: str, path: str, results_dir: str | None = None) -> str | None:
     """Modes captured (share of all modes) and high-quality share per objective, ± std over seeds."""
-    rows = [r for r in collect(study, root) if r["seeds_done"]]
+    rows = [r for r in collect(study, root, results_dir) if r["seeds_done"]]
     if not rows:
         return None
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -267,23 +280,90 @@ def bars_figure(study: Study, root: str, path: str) -> str | None:
     return path
 
 
+def _by_step(results: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(steps, mean, std) of ``key`` over ``results``' curves, at each step that some of them
+    logged (the mean over those that did); ``None`` with fewer than two steps."""
+    by_step: dict[int, list[float]] = {}
+    for r in results:
+        for p in r.get("curve") or ():
+            if key in p:
+                by_step.setdefault(int(p["step"]), []).append(float(p[key]))
+    if len(by_step) < 2:
+        return None
+    steps = np.array(sorted(by_step))
+    vals = [np.asarray(by_step[s]) for s in steps]
+    return steps, np.array([v.mean() for v in vals]), np.array([v.std() for v in vals])
+
+
+def curve_figure(study: Study, root: str, path: str, results_dir: str | None = None) -> str | None:
+    """High-quality share (modes captured where there is none, Stacked MNIST) against generator
+    steps: one panel per dataset, one line per objective (the mean over seeds, ± std shaded),
+    from the curves the results keep."""
+    datasets = _datasets(study)
+    found = {(c.dataset, c.objective): [r for s in range(c.seeds)
+                                        if (r := result_for(c, s, root, results_dir))]
+             for c in study.cells}  # fmt: skip
+    points = [p for rs in found.values() for r in rs for p in r.get("curve") or ()]
+    hq = any("high_quality_fraction" in p for p in points)
+    key, scale = ("high_quality_fraction", 100.0) if hq else ("modes_captured", 1.0)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.4))
+    drawn = 0
+    for ax, d in zip(axes[0], datasets, strict=True):
+        for cell in study.cells:
+            results = found[(cell.dataset, cell.objective)] if cell.dataset == d else []
+            got = _by_step(results, key)
+            if got is None:
+                continue
+            steps, mean, std = got
+            color = _COLORS.get(cell.objective)
+            ax.plot(steps, scale * mean, color=color, lw=1.4,
+                    label=f"{cell.objective} ({len(results)} seeds)")  # fmt: skip
+            ax.fill_between(steps, scale * (mean - std), scale * (mean + std), color=color,
+                            alpha=0.15)  # fmt: skip
+            drawn += 1
+        for step in study.curve_steps:
+            ax.axvline(step, color="0.8", lw=0.6, ls=":")
+        ax.set_title(d)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("high quality %" if hq else "modes captured")
+        ax.set_ylim(0, 100 if hq else None)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
+    if not drawn:
+        plt.close(fig)
+        return None
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
 def write_figures(
-    study: Study, root: str, stop: Callable[[], bool] = lambda: False
+    study: Study,
+    root: str,
+    stop: Callable[[], bool] = lambda: False,
+    results_dir: str | None = None,
 ) -> dict[str, str]:
     """Every figure the study's finished runs allow, under ``root``; returns {name: path}.
-    ``stop()`` is asked before each figure: when it says so, the rest are not drawn."""
+    ``stop()`` is asked before each figure: when it says so, the rest are not drawn.
+    ``results_dir``: committed results, read before the run directories."""
     toys = all(c.dataset != "stacked_mnist" for c in study.cells)
-    makers = {"bars": bars_figure}
+    has_committed = results_dir is not None and os.path.isdir(results_dir)
+    committed = {"results_dir": results_dir} if has_committed else {}
+    makers = {"bars": (bars_figure, committed)}
     if toys:
-        makers |= {"samples": samples_figure, "critic": critic_figure, "weights": weights_figure,
-                   "w_estimate": w_estimate_figure}  # fmt: skip
+        makers |= {"samples": (samples_figure, committed), "critic": (critic_figure, {}),
+                   "weights": (weights_figure, {}), "w_estimate": (w_estimate_figure, {})}  # fmt: skip
     else:
-        makers |= {"w_estimate": w_estimate_figure}
+        makers |= {"w_estimate": (w_estimate_figure, {})}
+    if study.curve_steps:
+        makers |= {"curve": (curve_figure, committed)}
     out = {}
-    for name, fn in makers.items():
+    for name, (fn, kw) in makers.items():
         if stop():
             break
-        p = fn(study, root, os.path.join(root, f"{name}.png"))
+        p = fn(study, root, os.path.join(root, f"{name}.png"), **kw)
         if p:
             out[name] = p
     return out
