@@ -478,6 +478,13 @@ def peers(root: str) -> list[str]:
     d = _load(root, "peers.json")
     about, cases = d["about"], d["peers"]
     labels = about.get("labels", {})
+    peak = about.get("matmul_peak_gflops")
+
+    def rate(c: dict, side: str) -> str:
+        if f"{side}_gflops" not in c:
+            return DASH
+        return f"{c[f'{side}_gflops']:.0f} ({100 * c[f'{side}_peak_fraction']:.0f} %)"
+
     rows = [
         [
             labels.get(c["case"], c["case"]) + f" (`{c['case']}`)",
@@ -485,23 +492,35 @@ def peers(root: str) -> list[str]:
             _ms(c["jaxgan_ms"]),
             _ms(c["pytorch_ms"]),
             f"{c['ratio']:.2f}",
+            f"{c['flops_per_iter'] / 1e9:.1f}" if "flops_per_iter" in c else DASH,
+            rate(c, "jaxgan"),
+            rate(c, "pytorch"),
         ]
         for c in cases
     ]
-    goal = about["goal_ratio"]
-    met = [c["case"] for c in cases if c["ratio"] >= goal]
+    goals = about["goals"]
+    below = [c["case"] for c in cases if c["ratio"] < goals["ratio"]]
+    mlp_below = [c["case"] for c in cases if c["case"] in goals["mlp_cases"] and c["ratio"] < goals["mlp_ratio"]]  # fmt: skip
+    conv = [c for c in cases if c["case"] not in goals["mlp_cases"]]
+    peak_below = [c["case"] for c in conv if c.get("jaxgan_peak_fraction", 0) < goals["conv_peak_fraction"]]  # fmt: skip
+    say = lambda xs: "met" if not xs else "**not met** by " + ", ".join(f"`{x}`" for x in xs)  # noqa: E731
     return [
         "## Train-step speed against PyTorch",
         "",
         "Each case beside its layer-for-layer PyTorch mirror (`benchmarks/peers/torch_models.py`; "
-        "the external scripts' networks as NNX mirrors in `benchmarks/peers/external.py`), timed in "
-        f"alternating rounds. Unit: {about['unit']}.",
+        "the external scripts' networks as NNX ports in `benchmarks/peers/external.py`), timed in "
+        f"alternating rounds. Unit: {about['unit']}. GFLOP per iteration: XLA's count of jaxgan's "
+        "compiled step, used for both sides; GFLOP/s with the share of the float32 matmul peak "
+        + (f"({peak:.0f} GFLOP/s in this run)." if peak else "measured in the same run."),
         "",
         _reproduce(about["command"], about["measured"]),
         "",
-        *_table(["case", "batch", "jaxgan ms", "PyTorch ms", "ratio"], rows),
+        *_table(["case", "batch", "jaxgan ms", "PyTorch ms", "ratio", "GFLOP / iter",
+                 "jaxgan GFLOP/s (% peak)", "PyTorch GFLOP/s (% peak)"], rows),  # fmt: skip
         "",
-        f"Goal (every case ≥ {goal:g}×): met by {', '.join(f'`{m}`' for m in met) or 'none'}.",
+        f"Goals: every case ≥ {goals['ratio']:g}× PyTorch: {say(below)}; the MLP cases ≥ "
+        f"{goals['mlp_ratio']:g}×: {say(mlp_below)}; every convolutional case ≥ "
+        f"{100 * goals['conv_peak_fraction']:.0f} % of the matmul peak: {say(peak_below)}.",
         "",
         *(f"- {n}" for n in about.get("notes", [])),
         "",
