@@ -75,6 +75,17 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def _finish(fig, path: str, drawn: int) -> str | None:
+    """Save ``fig`` at ``path`` when it shows anything (``drawn`` panels or lines); close it."""
+    try:
+        if not drawn:
+            return None
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        _plt().close(fig)
+
+
 def samples_figure(study: Study, root: str, path: str, seed: int = 0,
                    results_dir: str | None = None) -> str | None:  # fmt: skip
     """Generated points (seed ``seed``) over the mode centres, one panel per dataset x objective."""
@@ -242,13 +253,7 @@ def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
         ax.set_yscale("symlog", linthresh=0.01)
         if ax.get_legend_handles_labels()[0]:  # a panel with no run has nothing to name
             ax.legend(fontsize=7)
-    if not drawn:
-        plt.close(fig)
-        return None
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, drawn)
 
 
 def bars_figure(study: Study, root: str, path: str, results_dir: str | None = None) -> str | None:
@@ -330,13 +335,7 @@ def curve_figure(study: Study, root: str, path: str, results_dir: str | None = N
         ax.set_ylim(0, 100 if hq else None)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right")
-    if not drawn:
-        plt.close(fig)
-        return None
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, drawn)
 
 
 def write_figures(
