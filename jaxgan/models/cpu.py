@@ -49,7 +49,6 @@ from jaxgan.models.conv_forms import (
 
 __all__ = ["FORMS", "cpu_forms", "for_cpu", "on_cpu_call"]
 
-FORMS = ("native", "im2col", "s2d", "col2im", "phase", "native>im2col", "native>s2d", "native>col2im", "native>phase")  # fmt: skip
 MIN_GAIN = 0.10  # a rewrite is kept only when it is at least this much faster than native
 _CHOICES: dict[tuple, str] = {}  # (layer signature, input shape, dtype, order) -> form
 
@@ -83,6 +82,9 @@ def _spec(layer: nnx.Module) -> tuple[str, int, Any] | None:
 
 _REWRITES = {("conv", 1): ("im2col",), ("conv", 2): ("s2d", "im2col"),
              ("transpose", 1): ("col2im", "im2col"), ("transpose", 2): ("col2im", "phase")}  # fmt: skip
+_ALL_REWRITES = tuple(dict.fromkeys(r for rs in _REWRITES.values() for r in rs))
+#: Every form a layer can take: native, a rewrite, or native value with a rewrite's derivatives.
+FORMS = ("native", *_ALL_REWRITES, *(f"native>{r}" for r in _ALL_REWRITES))
 
 
 def _candidates(spec: tuple[str, int, Any]) -> tuple[str, ...]:
