@@ -258,6 +258,7 @@ def run_one(study: Study, cell: Cell, seed: int, root: str, *,
             # finished before its result was committed (or that write was lost): commit it now
             records.write(records.path(results_dir, cell.dataset, cell.objective, seed), stored)
         return stored
+    commit = records.git_commit(os.path.dirname(os.path.abspath(__file__)))  # the code that trains
     start = time.perf_counter()
     try:
         summary = jaxgan.train(config, workdir, quiet=quiet, caught=caught)
@@ -285,7 +286,7 @@ def run_one(study: Study, cell: Cell, seed: int, root: str, *,
         "step": summary.step,
         "exit_code": summary.exit_code,  # 3: stopped on non-finite updates (still evaluated)
         "overrides": records.plain({**dict(cell.overrides), **(overrides or {})}),
-        "commit": records.git_commit(os.path.dirname(os.path.abspath(__file__))),
+        "commit": commit,  # of this invocation's training (a resumed run: its last session's)
         "train_seconds": round(seconds, 1),
         "eval_seconds": round(time.perf_counter() - start, 1),
         "num_samples": study.num_samples,
