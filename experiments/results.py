@@ -515,8 +515,19 @@ def peers(root: str) -> list[str]:
         "",
         _reproduce(about["command"], about["measured"]),
         "",
-        *_table(["case", "batch", "jaxgan ms", "PyTorch ms", "ratio", "GFLOP / iter",
-                 "jaxgan GFLOP/s (% peak)", "PyTorch GFLOP/s (% peak)"], rows),  # fmt: skip
+        *_table(
+            [
+                "case",
+                "batch",
+                "jaxgan ms",
+                "PyTorch ms",
+                "ratio",
+                "GFLOP / iter",
+                "jaxgan GFLOP/s (% peak)",
+                "PyTorch GFLOP/s (% peak)",
+            ],
+            rows,
+        ),  # fmt: skip
         "",
         f"Goals: every case ≥ {goals['ratio']:g}× PyTorch: {say(below)}; the MLP cases ≥ "
         f"{goals['mlp_ratio']:g}×: {say(mlp_below)}; every convolutional case ≥ "
