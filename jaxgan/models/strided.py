@@ -36,7 +36,6 @@ class _Stride2:
     """The layer at stride 2 whose call is :func:`~jaxgan.models.cpu.on_cpu_call`, its CPU form set
     by ``impl`` (see the module docstring)."""
 
-    __slots__ = ()
     _form = "native"  # the form "auto" and "phase" run
     __call__ = on_cpu_call
 
