@@ -64,8 +64,10 @@ def _log_steps(logger, steps):
 def test_kill_and_resume_leaves_one_row_and_one_event_per_step(tmp_path):
     wd = str(tmp_path)
     first = RunLogger(wd, 20, quiet=True)
-    _log_steps(first, range(1, 9))  # checkpoint at 5, killed after 8: never closed
-    first._tb.flush()
+    _log_steps(first, range(1, 9))  # checkpoint at 5, killed after 8: the logger never closed
+    # The worst case for the resume: all 8 events reached the disk before the kill. (tensorboardX's
+    # flush() does not drain its writer thread's queue; closing the writer does.)
+    first._tb.close()
     with open(os.path.join(wd, "metrics.jsonl"), "a") as f:
         f.write('{"step": 9, "images_se')  # the row the kill cut short
     resumed = RunLogger(wd, 20, 5, quiet=True)
