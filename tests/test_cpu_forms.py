@@ -157,3 +157,56 @@ def test_layers_it_cannot_rewrite_stay_as_they_are_and_bad_forms_are_named():
         cpu.for_cpu(net, forms={"plain": "s2d"})
     with pytest.raises(ValueError, match="order must be 1 or 2"):
         cpu.for_cpu(net, jnp.zeros((1, 4, 4, 2)), order=3)
+
+
+def _nearest(x: jax.Array) -> jax.Array:
+    """A user's nearest-2x upsampling, written unlike jaxgan's (pixel centres: j -> j // 2)."""
+    b, h, w, c = x.shape
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest")
+
+
+def test_an_upsampling_and_the_next_conv_fuse_into_four_phases():
+    """An ``nnx.Sequential``'s nearest-2x upsampling + stride-1 conv runs as four phases at the
+    input's resolution on CPU ("upsample"), the same function to the gradient penalty's second
+    derivative; the list entry becomes ``fused_upsample`` and comes back with another form;
+    cuda lowers the upsampling and the native 3x3 conv; a size-doubling that is not nearest
+    upsampling (tiling) is never fused."""
+    tile = lambda x: jnp.tile(x, (1, 2, 2, 1))  # noqa: E731
+    net = nnx.Sequential(
+        jnp.tanh, _nearest, nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0)), jnp.tanh,
+        tile, nnx.Conv(4, 2, (3, 3), padding=1, rngs=nnx.Rngs(1)), jnp.tanh,
+    )  # fmt: skip
+    x = jax.random.normal(jax.random.key(2), (2, 3, 5, 3))
+    r = jax.random.normal(jax.random.key(3), (2, 12, 20, 2))
+
+    def outputs(net):
+        graphdef, params = nnx.split(net)
+        linear = lambda p, x: jnp.vdot(nnx.merge(graphdef, p)(x), r)  # noqa: E731
+        grad_x = jax.grad(linear, 1)
+        second = jax.grad(lambda p: jnp.sum(grad_x(p, x) ** 2))(params)
+        return [nnx.merge(graphdef, params)(x), grad_x(params, x), second["layers"][2]["kernel"][...]]  # fmt: skip
+
+    want = outputs(net)
+    with pytest.raises(ValueError, match="'layers.5': 'upsample'"):
+        cpu.for_cpu(net, forms={"layers.5": "upsample"})
+    cpu.for_cpu(net, forms={"layers.2": "upsample"})
+    assert net.layers[1] is cpu.fused_upsample and net.layers[4] is tile
+    assert cpu.cpu_forms(net)["layers.2"] == "upsample"
+    for w, g in zip(want, outputs(net), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(jnp.abs(w).max()))
+    graphdef, state = nnx.split(net)
+    fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+    hlo = {p: jax.export.export(fn, platforms=[p])(state, x).mlir_module() for p in ("cpu", "cuda")}
+    assert "tensor<2x2x3x16xf32>" in hlo["cpu"]  # the four phases' 2x2 kernels on 4 x 4 maps
+    assert "tensor<2x2x3x16xf32>" not in hlo["cuda"] and "tensor<2x6x10x3xf32>" in hlo["cuda"]
+    cpu.for_cpu(net, forms={"layers.2": "native"})
+    assert net.layers[1] is not cpu.fused_upsample
+    for w, g in zip(want, outputs(net), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(jnp.abs(w).max()))
+
+
+def test_a_fusable_pair_is_timed_from_the_input_before_the_upsampling():
+    conv = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0))
+    shape = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)  # the conv's input, upsampled
+    ranked = cpu._rank_layer(conv, cpu._spec(conv), shape, 1, True)
+    assert sorted(ranked) == sorted(cpu._candidates(cpu._spec(conv), True)) and "upsample" in ranked

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgan.models import strided
+from jaxgan.arrays import upsample2x
+from jaxgan.models import conv_forms, strided
 from jaxgan.models.dcgan import DCGANCritic, DCGANGenerator
 
 RTOL, ATOL = 2e-5, 2e-5
@@ -104,6 +105,43 @@ def test_any_kernel_and_padding_matches_lax_with_derivatives(k, padding):
         lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(f(x, w))))(x) ** 2)
     )  # noqa: E731
     np.testing.assert_allclose(gp(lambda x, w: conv(x, w, None, padding))(kern), gp(ref)(kern), rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+def _np_upsample_conv(x, k, pads):
+    """Nearest 2x upsampling by index (row j holds x[j // 2]), zero padding, then the
+    cross-correlation written out tap by tap, in float64."""
+    up = x[:, np.arange(2 * x.shape[1]) // 2][:, :, np.arange(2 * x.shape[2]) // 2]
+    (lo_h, hi_h), (lo_w, hi_w) = pads
+    up = np.pad(up, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+    kh, kw = k.shape[:2]
+    ho, wo = up.shape[1] - kh + 1, up.shape[2] - kw + 1
+    return sum(np.einsum("bhwc,co->bhwo", up[:, a : a + ho, b : b + wo], k[a, b])
+               for a in range(kh) for b in range(kw))  # fmt: skip
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("padding", PADDINGS, ids=["same", "valid", "pairs_a", "pairs_b"])
+def test_upsample_conv_matches_numpy_and_lax_with_derivatives(k, padding):
+    """``upsample_conv`` (four phases at the input's resolution) equals nearest upsampling then the
+    convolution: against numpy in float64 and against lax with first derivatives and the
+    gradient penalty's double derivative, on odd and even sizes."""
+    rng = np.random.default_rng(10 + k)
+    x = rng.normal(size=(2, 5, 4, 3))
+    kern = rng.normal(size=(k, k, 3, 4)) / np.sqrt(3 * k * k)
+    pads = padding if not isinstance(padding, str) else jax.lax.padtype_to_pads((10, 8), (k, k), (1, 1), padding)  # fmt: skip
+    got = conv_forms.upsample_conv(jnp.asarray(x, jnp.float32), jnp.asarray(kern, jnp.float32), None, padding)  # fmt: skip
+    np.testing.assert_allclose(got, _np_upsample_conv(x, kern, pads), rtol=RTOL, atol=1e-4)
+    xj, kj = jnp.asarray(x, jnp.float32), jnp.asarray(kern, jnp.float32)
+    mine = lambda x, w: conv_forms.upsample_conv(x, w, None, padding)  # noqa: E731
+    ref = lambda x, w: jax.lax.conv_general_dilated(upsample2x(x), w, (1, 1), padding, dimension_numbers=DN)  # fmt: skip # noqa: E731
+    sq = lambda f: jax.grad(lambda x, w: jnp.sum(jnp.tanh(f(x, w)) ** 2), argnums=(0, 1))  # noqa: E731
+    for a, b in zip(sq(mine)(xj, kj), sq(ref)(xj, kj), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+    def gp(f):
+        return jax.grad(lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(f(x, w))))(xj) ** 2))
+
+    np.testing.assert_allclose(gp(mine)(kj), gp(ref)(kj), rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_transpose_padding_is_rejected():

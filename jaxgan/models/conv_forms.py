@@ -12,7 +12,9 @@ speed. The forms here use pads, slices and reshapes around matmuls or stride-1 c
 * :func:`conv_transpose_col2im`: a transposed convolution as every input pixel times every tap,
   each tap's map then added at its place (what PyTorch does);
 * :func:`conv_transpose_stride2`: a stride-2 transposed convolution as one stride-1 convolution
-  over the four output phases (sub-pixel).
+  over the four output phases (sub-pixel);
+* :func:`upsample_conv`: a convolution of a nearest-2x-upsampled input as the same four-phase
+  convolution at the input's resolution (a 3x3 kernel: 4/9 of the multiply-adds).
 
 Kernels keep the Flax layouts: ``(kh, kw, C_in, C_out)``, unflipped as ``lax.conv_transpose``
 uses it. Which form a layer runs is chosen in :mod:`jaxgan.models.cpu`.
@@ -25,6 +27,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Padding = str | Sequence[tuple[int, int]]
 DN = ("NHWC", "HWIO", "NHWC")
@@ -118,17 +121,53 @@ def conv_transpose_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | No
     kh, kw, _, c_out = kernel.shape
     pads = transpose_pads(padding, (kh, kw), 2)
     out = [2 * (n - 1) + 1 + lo + hi - k + 1 for n, k, (lo, hi) in zip((h, w), (kh, kw), pads, strict=True)]  # fmt: skip
-    # per axis and phase r: first kernel row a0, input offset d; T sub-kernel rows, M outputs
+    # per axis and phase r: first kernel row a0, input offset d; T sub-kernel rows
     a0 = [[(lo - r) % 2 for r in (0, 1)] for lo, _ in pads]
     d = [[(r + a0[ax][r] - pads[ax][0]) // 2 for r in (0, 1)] for ax in (0, 1)]
     t = [(kh + 1) // 2, (kw + 1) // 2]
+    k = jnp.pad(kernel, ((0, 2 * t[0] + 1 - kh), (0, 2 * t[1] + 1 - kw), (0, 0), (0, 0)))
+    subs = [k[a0[0][r_h] : a0[0][r_h] + 2 * t[0] : 2, a0[1][r_w] : a0[1][r_w] + 2 * t[1] : 2]
+            for r_h in (0, 1) for r_w in (0, 1)]  # fmt: skip
+    y = _phase_conv(x, subs, d, out)
+    return y if bias is None else y + bias.astype(y.dtype)
+
+
+def upsample_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, padding: Padding = "SAME") -> jax.Array:  # fmt: skip
+    """``lax.conv_general_dilated(upsample2x(x), kernel, (1, 1), padding)`` (+ bias), nearest 2x
+    upsampling: (B, H, W, C_in) -> (B, H', W', C_out), computed at the input's resolution.
+
+    Upsampled row j holds x[j // 2] (and is zero padding exactly where j // 2 is), so output
+    phase r (o = 2m + r) meets x[m + (r + a - lo) // 2] at kernel row a: the kernel rows that
+    meet the same input row are summed into a sub-kernel of ceil(k/2)(+1) rows, and the four
+    phases run as one stride-1 convolution at the input resolution (a 3x3 kernel: four 2x2
+    sub-kernels, 4/9 of the multiply-adds).
+    """
+    b, h, w, c = x.shape
+    kh, kw, _, c_out = kernel.shape
+    pads = _conv_pads(padding, (2 * h, 2 * w), (kh, kw), 1)
+    out = [2 * n + lo + hi - k + 1 for n, k, (lo, hi) in zip((h, w), (kh, kw), pads, strict=True)]  # fmt: skip
+    d = [[(r - lo) // 2 for r in (0, 1)] for lo, _ in pads]  # first input offset of phase r
+    taps = [max((r + k - 1 - lo) // 2 - d[ax][r] + 1 for r in (0, 1)) for ax, (k, (lo, _)) in enumerate(zip((kh, kw), pads, strict=True))]  # fmt: skip
+    # sums[ax][r][t, a] = 1 where kernel row a of phase r meets input offset d + t
+    sums = [[np.array([[float((r + a - lo) // 2 - d[ax][r] == t) for a in range(k)] for t in range(taps[ax])])
+             for r in (0, 1)] for ax, (k, (lo, _)) in enumerate(zip((kh, kw), pads, strict=True))]  # fmt: skip
+    subs = [jnp.einsum("ta,sb,abio->tsio", sums[0][r_h], sums[1][r_w], kernel).astype(kernel.dtype)
+            for r_h in (0, 1) for r_w in (0, 1)]  # fmt: skip
+    y = _phase_conv(x, subs, d, out)
+    return y if bias is None else y + bias.astype(y.dtype)
+
+
+def _phase_conv(x: jax.Array, subs: Sequence[jax.Array], d: Sequence[Sequence[int]], out: Sequence[int]) -> jax.Array:  # fmt: skip
+    """Output phase (r_h, r_w) (o = 2m + r) at m of ``sum_t x[m + d[.][r] + t] · subs[2 r_h + r_w][t]``
+    for the four sub-kernels (T_h, T_w, C_in, C_out), as one stride-1 VALID convolution with the
+    sub-kernels stacked on its 4·C_out outputs, each phase read at its offset and the phases
+    interleaved (depth-to-space); cropped to ``out`` (H', W')."""
+    b, h, w, c = x.shape
+    t, c_out = subs[0].shape[:2], subs[0].shape[3]
     m = [(n + 1) // 2 for n in out]
     left = [max(0, -min(d[ax])) for ax in (0, 1)]
     right = [max(0, max(d[ax]) + m[ax] + t[ax] - 1 - n) for ax, n in enumerate((h, w))]
     xp = jnp.pad(x, ((0, 0), (left[0], right[0]), (left[1], right[1]), (0, 0)))
-    k = jnp.pad(kernel, ((0, 2 * t[0] + 1 - kh), (0, 2 * t[1] + 1 - kw), (0, 0), (0, 0)))
-    subs = [k[a0[0][r_h] : a0[0][r_h] + 2 * t[0] : 2, a0[1][r_w] : a0[1][r_w] + 2 * t[1] : 2]
-            for r_h in (0, 1) for r_w in (0, 1)]  # fmt: skip
     k4 = jnp.stack(subs, axis=3).reshape(t[0], t[1], c, 4 * c_out)  # outputs (r_h, r_w, C_out)
     y = jax.lax.conv_general_dilated(xp, k4.astype(xp.dtype), (1, 1), "VALID", dimension_numbers=DN)
     y = y.reshape(*y.shape[:3], 2, 2, c_out)
@@ -137,16 +176,15 @@ def conv_transpose_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | No
         i0 = d[0][r_h] + left[0]
         cols = [y[:, i0 : i0 + m[0], d[1][r_w] + left[1] : d[1][r_w] + left[1] + m[1], r_h, r_w] for r_w in (0, 1)]  # fmt: skip
         rows.append(jnp.stack(cols, axis=3))  # (B, M_h, M_w, r_w, C_out)
-    y = jnp.stack(rows, axis=2).reshape(b, 2 * m[0], 2 * m[1], c_out)[:, : out[0], : out[1]]
-    return y if bias is None else y + bias.astype(y.dtype)
+    return jnp.stack(rows, axis=2).reshape(b, 2 * m[0], 2 * m[1], c_out)[:, : out[0], : out[1]]
 
 
 def _conv_pads(
-    padding: Padding, size: Sequence[int], kernel: Sequence[int]
+    padding: Padding, size: Sequence[int], kernel: Sequence[int], stride: int = 2
 ) -> list[tuple[int, int]]:
     """(before, after) per spatial axis, as ``lax.conv_general_dilated`` resolves ``padding``."""
     if isinstance(padding, str):
-        padding = jax.lax.padtype_to_pads(size, kernel, (2, 2), padding)
+        padding = jax.lax.padtype_to_pads(size, kernel, (stride, stride), padding)
     return [(int(lo), int(hi)) for lo, hi in padding]
 
 

@@ -16,6 +16,11 @@ wide kernels (caogang's 5x5 transposed convolutions on 4x4 maps). Each ``nnx.Con
 * ``"phase"`` (``ConvTranspose`` at stride 2): one stride-1 convolution over the four output
   phases (:func:`jaxgan.models.conv_forms.conv_transpose_stride2`);
 
+* ``"upsample"`` (``Conv`` at stride 1 right after a nearest-2x upsampling in an ``nnx.List`` or
+  ``nnx.Sequential``): the pair as one four-phase convolution at the input's resolution
+  (:func:`jaxgan.models.conv_forms.upsample_conv`; a 3x3 kernel: 4/9 of the multiply-adds); the
+  list's upsampling entry becomes :func:`fused_upsample`, the identity;
+
 or ``"native"`` (the layer's own call), or ``"native>R"``: the value computed natively and every
 derivative through rewrite R (XLA:CPU's forward convolutions are fast where their gradients are
 not). :func:`for_cpu` times each layer's candidates at its input shape, the value plus its
@@ -45,9 +50,10 @@ from jaxgan.models.conv_forms import (
     conv_transpose_col2im,
     conv_transpose_stride2,
     transpose_pads,
+    upsample_conv,
 )
 
-__all__ = ["FORMS", "cpu_forms", "for_cpu", "on_cpu_call"]
+__all__ = ["FORMS", "cpu_forms", "for_cpu", "fused_upsample", "on_cpu_call"]
 
 MIN_GAIN = 0.10  # a rewrite is kept only when it is at least this much faster than native
 _CHOICES: dict[tuple, str] = {}  # (layer signature, input shape, dtype, order) -> form
@@ -84,12 +90,47 @@ _REWRITES = {("conv", 1): ("im2col",), ("conv", 2): ("s2d", "im2col"),
              ("transpose", 1): ("col2im", "im2col"), ("transpose", 2): ("col2im", "phase")}  # fmt: skip
 _ALL_REWRITES = tuple(dict.fromkeys(r for rs in _REWRITES.values() for r in rs))
 #: Every form a layer can take: native, a rewrite, or native value with a rewrite's derivatives.
-FORMS = ("native", *_ALL_REWRITES, *(f"native>{r}" for r in _ALL_REWRITES))
+FORMS = ("native", *_ALL_REWRITES, *(f"native>{r}" for r in _ALL_REWRITES), "upsample")
 
 
-def _candidates(spec: tuple[str, int, Any]) -> tuple[str, ...]:
+def _candidates(spec: tuple[str, int, Any], after_upsample: bool = False) -> tuple[str, ...]:
     rewrites = _REWRITES[spec[:2]]
-    return ("native", *rewrites, *(f"native>{r}" for r in rewrites))
+    return ("native", *rewrites, *(f"native>{r}" for r in rewrites), *(("upsample",) if after_upsample else ()))  # fmt: skip
+
+
+def fused_upsample(x: jax.Array) -> jax.Array:
+    """The identity: where a list held a nearest-2x upsampling that the next convolution now
+    computes itself (form ``"upsample"``)."""
+    return x
+
+
+def _upsamples(f: Any) -> bool:
+    """Whether ``f``, a parameter-free callable, is nearest-2x upsampling of NHWC arrays (tried on
+    one small array)."""
+    if f is fused_upsample:
+        return True
+    if isinstance(f, nnx.Module) or not callable(f):
+        return False
+    x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    try:
+        y = np.asarray(f(jnp.asarray(x)))
+    except Exception:  # noqa: BLE001 - anything that cannot take an NHWC array is no upsampling
+        return False
+    return y.shape == (1, 6, 4, 2) and np.array_equal(y, x.repeat(2, 1).repeat(2, 2))
+
+
+def _pairs(model: nnx.Module, layers: Mapping[str, nnx.Module]) -> dict[str, tuple[nnx.List, int]]:
+    """``{conv path: (list, index of the upsampling)}`` of each stride-1 ``nnx.Conv`` that follows
+    a nearest-2x upsampling in an ``nnx.List`` (also an ``nnx.Sequential``'s)."""
+    out = {}
+    for path, node in nnx.iter_graph(model):
+        if not isinstance(node, nnx.List):
+            continue
+        for i in range(len(node) - 1):
+            conv_path = ".".join(map(str, (*path, i + 1)))
+            if conv_path in layers and _spec(layers[conv_path])[:2] == ("conv", 1) and _upsamples(node[i]):  # fmt: skip
+                out[conv_path] = (node, i)
+    return out
 
 
 def _form(spec: tuple[str, int, Any], form: str) -> Callable[[jax.Array, jax.Array, Any], jax.Array]:  # fmt: skip
@@ -115,6 +156,8 @@ def _form(spec: tuple[str, int, Any], form: str) -> Callable[[jax.Array, jax.Arr
         return mixed
 
     def apply(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+        if form == "upsample":  # x: the input before the upsampling
+            return upsample_conv(x, kernel, bias, padding)
         if form == "s2d":
             return conv_stride2(x, kernel, bias, padding)
         if form == "phase":
@@ -151,6 +194,7 @@ def on_cpu_call(self: nnx.Conv | nnx.ConvTranspose, x: jax.Array) -> jax.Array:
         return rewrite(*self.promote_dtype((x, kernel, bias), dtype=self.dtype))
 
     def other(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
+        x = _upsample2x(x) if self.cpu_form == "upsample" else x
         return flax_cls.__call__(self, x)  # the layer reads its own parameters
 
     bias = self.bias[...] if self.bias is not None else None
@@ -174,6 +218,12 @@ def _on_cpu_class(cls: type) -> type:
                 "__module__": cls.__module__}  # fmt: skip
         _ON_CPU[cls] = type(cls.__name__, (cls,), body)
     return _ON_CPU[cls]
+
+
+def _upsample2x(x: jax.Array) -> jax.Array:
+    """Nearest-2x upsampling (B, H, W, C) -> (B, 2H, 2W, C): what a fused pair's list entry is
+    given back when its convolution takes another form."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def _layers(model: nnx.Module) -> dict[str, nnx.Module]:
@@ -248,26 +298,36 @@ def _grads(value: Callable, order: int, wrt: tuple[int, ...]) -> Callable:
     return grads
 
 
-def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, order: int) -> list[str]:  # fmt: skip
-    """The layer's forms at input ``shape``, fastest first, timed on the layer alone."""
+def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, order: int,
+                after_upsample: bool = False) -> list[str]:  # fmt: skip
+    """The layer's forms at input ``shape``, fastest first, timed on the layer alone
+    (``after_upsample``: with the upsampling before it, from the input at half the size)."""
+    if after_upsample:
+        shape = jax.ShapeDtypeStruct((shape.shape[0], shape.shape[1] // 2, shape.shape[2] // 2, shape.shape[3]), shape.dtype)  # fmt: skip
     x, cpu = _random(shape), jax.devices("cpu")[0]
     kernel = jax.device_put(jnp.asarray(layer.kernel[...], shape.dtype), cpu)
     bias = None if layer.bias is None else jax.device_put(jnp.asarray(layer.bias[...], shape.dtype), cpu)  # fmt: skip
-    r = _random(jax.eval_shape(_form(spec, "native"), x, kernel, bias), 1)
-    fns = {f: (jax.jit(_form(spec, f)), jax.jit(_grads(_form(spec, f), order, (0, 1))))
-           for f in _candidates(spec)}  # fmt: skip
+
+    def form(f: str) -> Callable:
+        if not after_upsample or f == "upsample":
+            return _form(spec, f)
+        return lambda x, k, b: _form(spec, f)(jnp.repeat(jnp.repeat(x, 2, 1), 2, 2), k, b)
+
+    r = _random(jax.eval_shape(form("native"), x, kernel, bias), 1)
+    fns = {f: (jax.jit(form(f)), jax.jit(_grads(form(f), order, (0, 1))))
+           for f in _candidates(spec, after_upsample)}  # fmt: skip
     costs = _costs(fns, (x, kernel, bias), r)
     return sorted(costs, key=costs.get)
 
 
-def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], example: tuple, order: int,
-                 path: str, forms: Sequence[str], chosen: dict[str, str]) -> dict[str, float]:  # fmt: skip
+def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], pairs: Mapping, example: tuple,
+                 order: int, path: str, forms: Sequence[str], chosen: dict[str, str]) -> dict[str, float]:  # fmt: skip
     """The whole model's value-plus-gradient time with layer ``path`` in each of ``forms`` and the
     others as ``chosen``."""
     args = tuple(_random(a, i) for i, a in enumerate(example))
     fns = {}
     for form in forms:
-        _apply(layers, {**chosen, path: form})
+        _apply(layers, pairs, {**chosen, path: form})
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
         def value(params, *a, graphdef=graphdef, rest=rest):
@@ -275,15 +335,21 @@ def _model_costs(model: nnx.Module, layers: Mapping[str, nnx.Module], example: t
 
         r = _random(jax.eval_shape(value, params, *args), 99)
         fns[form] = (jax.jit(value), jax.jit(_grads(value, order, (0, 1))))
-    _apply(layers, chosen)
+    _apply(layers, pairs, chosen)
     return _costs(fns, (nnx.split(model, nnx.Param, ...)[1], *args), r)
 
 
-def _apply(layers: Mapping[str, nnx.Module], forms: Mapping[str, str]) -> None:
+def _apply(layers: Mapping[str, nnx.Module], pairs: Mapping, forms: Mapping[str, str]) -> None:
+    """Set each layer's form; an ``"upsample"`` layer's list entry before it becomes
+    :func:`fused_upsample`, and back to an upsampling when the layer takes another form."""
     for path, form in forms.items():
         layer = layers[path]
         layer.__class__ = _on_cpu_class(type(layer))
         layer.cpu_form = form
+        if path in pairs:
+            container, i = pairs[path]
+            if (form == "upsample") != (container[i] is fused_upsample):
+                container[i] = fused_upsample if form == "upsample" else _upsample2x
 
 
 def cpu_forms(model: nnx.Module) -> dict[str, str]:
@@ -306,31 +372,34 @@ def for_cpu(model: nnx.Module, *example: Any, order: int = 1,
     if order not in (1, 2):
         raise ValueError(f"for_cpu: order must be 1 or 2, got {order!r}.")
     layers = _layers(model)
+    pairs = _pairs(model, layers)
+    _apply(layers, pairs, {p: "native" for p in pairs})  # pairs fused before: upsampling again
     if forms is not None:
-        bad = {p: f for p, f in forms.items() if p not in layers or f not in ("native", *_candidates(_spec(layers[p])))}  # fmt: skip
+        bad = {p: f for p, f in forms.items() if p not in layers or f not in _candidates(_spec(layers[p]), p in pairs)}  # fmt: skip
         if bad:
             raise ValueError(f"for_cpu: forms {bad} name no rewritable layer of the model or no form it has (layers: {sorted(layers)}).")  # fmt: skip
         chosen = dict(forms)
     else:
-        chosen = _choose(model, layers, example, order)
-    _apply(layers, chosen)
+        chosen = _choose(model, layers, pairs, example, order)
+    _apply(layers, pairs, chosen)
     return model
 
 
-def _choose(model: nnx.Module, layers: dict[str, nnx.Module], example: tuple, order: int) -> dict[str, str]:  # fmt: skip
+def _choose(model: nnx.Module, layers: dict[str, nnx.Module], pairs: Mapping, example: tuple, order: int) -> dict[str, str]:  # fmt: skip
     """Each layer's form: its two fastest alone, then the faster of those two in the whole model
     (a layer's speed alone misjudges how it fuses with its neighbours); native unless a rewrite
     beats it by ``MIN_GAIN``. Cached per model signature and example shape."""
     shapes = _input_shapes(layers, model, example)
-    sig = {p: (_spec(layers[p]), layers[p].kernel.shape, layers[p].bias is None, s.shape, str(s.dtype))
+    sig = {p: (_spec(layers[p]), layers[p].kernel.shape, layers[p].bias is None, s.shape, str(s.dtype), p in pairs)
            for p, s in shapes.items() if s.ndim == 4}  # fmt: skip
     key = (tuple(sig.items()), tuple((tuple(a.shape), str(a.dtype)) for a in example), order)  # fmt: skip
     if key in _CHOICES:
         return dict(_CHOICES[key])
-    short = {p: _rank_layer(layers[p], _spec(layers[p]), shapes[p], order)[:2] for p in sig}
+    short = {p: _rank_layer(layers[p], _spec(layers[p]), shapes[p], order, p in pairs)[:2]
+             for p in sig}  # fmt: skip
     chosen = {p: forms[0] for p, forms in short.items()}
     for p, forms in short.items():
-        costs = _model_costs(model, layers, example, order, p, (*forms, "native") if "native" not in forms else forms, chosen)  # fmt: skip
+        costs = _model_costs(model, layers, pairs, example, order, p, (*forms, "native") if "native" not in forms else forms, chosen)  # fmt: skip
         best = min(costs, key=costs.get)
         chosen[p] = best if costs[best] <= (1 - MIN_GAIN) * costs["native"] else "native"
     _CHOICES[key] = dict(chosen)
