@@ -227,7 +227,7 @@ FORMS_HERE = {
         {"main.0": "im2col", "main.2": "native>im2col", "main.4": "im2col"},
     ),
     "pytorch_gan_dcgan32": (
-        {"conv_blocks.2": "native", "conv_blocks.6": "native", "conv_blocks.9": "native"},
+        {"conv_blocks.2": "upsample", "conv_blocks.6": "upsample", "conv_blocks.9": "native"},
         {
             "model.0": "im2col",
             "model.3": "native",

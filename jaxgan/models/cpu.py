@@ -113,7 +113,8 @@ def _upsamples(f: Any) -> bool:
         return False
     x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
     try:
-        y = np.asarray(f(jnp.asarray(x)))
+        with jax.ensure_compile_time_eval():  # concrete also inside a trace (nnx.eval_shape)
+            y = np.asarray(f(jnp.asarray(x)))
     except Exception:  # noqa: BLE001 - anything that cannot take an NHWC array is no upsampling
         return False
     return y.shape == (1, 6, 4, 2) and np.array_equal(y, x.repeat(2, 1).repeat(2, 2))
