@@ -170,19 +170,6 @@ def conv_windows(text: str) -> collections.Counter:
     return collections.Counter(re.findall(r"stablehlo\.convolution\(.*?window = (\{[^}]*\})", text))
 
 
-_CONV_RHS = re.compile(r"stablehlo\.convolution\(.*?dim_numbers = \[[^\]]*\]x\[([^\]]*)\].*?: \(tensor<[^>]*>, tensor<([^>]*)>\)")  # fmt: skip
-
-
-def conv_kernels(text: str) -> collections.Counter:
-    """``stablehlo.convolution`` ops by the spatial size of their right-hand operand (the kernel
-    of a forward pass or an input gradient), e.g. ``"3x3"``."""
-    sizes = collections.Counter()
-    for labels, tensor in _CONV_RHS.findall(text):
-        axes, dims = [a.strip() for a in labels.split(",")], tensor.split("x")
-        sizes[f"{dims[axes.index('0')]}x{dims[axes.index('1')]}"] += 1
-    return sizes
-
-
 def strided_convs(text: str) -> dict[str, int]:
     """Native stride-2 convolution ops: ``stride = [2, 2]`` (a strided convolution's forward
     pass), ``lhs_dilate = [2, 2]`` (a transposed convolution's forward pass and a strided one's

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.arrays import downsample2x, lerp, upsample2x
-from jaxgan.models.conv_forms import DN, upsample_conv
 
 __all__ = [
     "EqualizedConv",
@@ -116,23 +115,16 @@ class EqualizedConv(nnx.Module):
         self.kernel = nnx.Param(jax.random.normal(key, shape, jnp.float32))
         self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
 
-    def __call__(self, x: jax.Array, *, upsample: bool = False) -> jax.Array:
-        """``upsample``: convolve ``upsample2x(x)`` (nearest), ``(B, H, W, in)`` ->
-        ``(B, 2H, 2W, out)``; lowered for CPU it runs at the input's resolution
-        (:func:`jaxgan.models.conv_forms.upsample_conv`), elsewhere as upsampling then the conv."""
+    def __call__(self, x: jax.Array) -> jax.Array:
         dt = _compute_dtype(self.dtype, x, jnp.float32)
-        w = self.kernel[...] * self.scale
-        x = x.astype(dt)
-
-        def native(x: jax.Array, w: jax.Array) -> jax.Array:
-            x = upsample2x(x) if upsample else x
-            return jax.lax.conv_general_dilated(x, w.astype(dt), (1, 1), "SAME", dimension_numbers=DN)  # fmt: skip
-
-        if upsample:
-            phases = lambda x, w: upsample_conv(x, w, None, "SAME").astype(dt)  # noqa: E731
-            y = jax.lax.platform_dependent(x, w, cpu=phases, default=native)
-        else:
-            y = native(x, w)
+        w = (self.kernel[...] * self.scale).astype(dt)
+        y = jax.lax.conv_general_dilated(
+            x.astype(dt),
+            w,
+            window_strides=(1, 1),
+            padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
         if self.bias is not None:
             y = y + self.bias[...].astype(dt)
         return y

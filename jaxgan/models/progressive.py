@@ -83,7 +83,8 @@ class _GBlockUp(nnx.Module):
         self.conv1 = EqualizedConv(features, features, 3, dtype=dtype, rngs=rngs)
 
     def __call__(self, h: jax.Array) -> jax.Array:
-        h = pixel_norm(lrelu(self.conv0(h, upsample=True)))
+        h = upsample2x(h)
+        h = pixel_norm(lrelu(self.conv0(h)))
         return pixel_norm(lrelu(self.conv1(h)))
 
 
