@@ -205,6 +205,13 @@ def test_an_upsampling_and_the_next_conv_fuse_into_four_phases():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(jnp.abs(w).max()))
 
 
+def test_an_upsampling_is_recognised_also_inside_a_trace():
+    """Models built under ``nnx.eval_shape`` (abstract, then filled) are rewritten there too."""
+    seen = []
+    jax.eval_shape(lambda: seen.append((cpu._upsamples(_nearest), cpu._upsamples(jnp.tanh))))
+    assert seen == [(True, False)]
+
+
 def test_a_fusable_pair_is_timed_from_the_input_before_the_upsampling():
     conv = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0))
     shape = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)  # the conv's input, upsampled
