@@ -15,7 +15,6 @@ wide kernels (caogang's 5x5 transposed convolutions on 4x4 maps). Each ``nnx.Con
   zeros a transposed convolution's dilated, padded input holds);
 * ``"phase"`` (``ConvTranspose`` at stride 2): one stride-1 convolution over the four output
   phases (:func:`jaxgan.models.conv_forms.conv_transpose_stride2`);
-
 * ``"upsample"`` (``Conv`` at stride 1 right after a nearest-2x upsampling in an ``nnx.List`` or
   ``nnx.Sequential``): the pair as one four-phase convolution at the input's resolution
   (:func:`jaxgan.models.conv_forms.upsample_conv`; a 3x3 kernel: 4/9 of the multiply-adds); the
@@ -43,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxgan.arrays import upsample2x
 from jaxgan.models.conv_forms import (
     DN,
     conv_im2col,
@@ -195,7 +195,7 @@ def on_cpu_call(self: nnx.Conv | nnx.ConvTranspose, x: jax.Array) -> jax.Array:
         return rewrite(*self.promote_dtype((x, kernel, bias), dtype=self.dtype))
 
     def other(x: jax.Array, kernel: jax.Array, bias: Any) -> jax.Array:
-        x = _upsample2x(x) if self.cpu_form == "upsample" else x
+        x = upsample2x(x) if self.cpu_form == "upsample" else x
         return flax_cls.__call__(self, x)  # the layer reads its own parameters
 
     bias = self.bias[...] if self.bias is not None else None
@@ -219,12 +219,6 @@ def _on_cpu_class(cls: type) -> type:
                 "__module__": cls.__module__}  # fmt: skip
         _ON_CPU[cls] = type(cls.__name__, (cls,), body)
     return _ON_CPU[cls]
-
-
-def _upsample2x(x: jax.Array) -> jax.Array:
-    """Nearest-2x upsampling (B, H, W, C) -> (B, 2H, 2W, C): what a fused pair's list entry is
-    given back when its convolution takes another form."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def _layers(model: nnx.Module) -> dict[str, nnx.Module]:
@@ -312,7 +306,7 @@ def _rank_layer(layer: nnx.Module, spec: tuple, shape: jax.ShapeDtypeStruct, ord
     def form(f: str) -> Callable:
         if not after_upsample or f == "upsample":
             return _form(spec, f)
-        return lambda x, k, b: _form(spec, f)(jnp.repeat(jnp.repeat(x, 2, 1), 2, 2), k, b)
+        return lambda x, k, b: _form(spec, f)(upsample2x(x), k, b)
 
     r = _random(jax.eval_shape(form("native"), x, kernel, bias), 1)
     fns = {f: (jax.jit(form(f)), jax.jit(_grads(form(f), order, (0, 1))))
@@ -350,7 +344,7 @@ def _apply(layers: Mapping[str, nnx.Module], pairs: Mapping, forms: Mapping[str,
         if path in pairs:
             container, i = pairs[path]
             if (form == "upsample") != (container[i] is fused_upsample):
-                container[i] = fused_upsample if form == "upsample" else _upsample2x
+                container[i] = fused_upsample if form == "upsample" else upsample2x
 
 
 def cpu_forms(model: nnx.Module) -> dict[str, str]:
