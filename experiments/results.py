@@ -527,7 +527,7 @@ def peers(root: str) -> list[str]:
                 "PyTorch GFLOP/s (% peak)",
             ],
             rows,
-        ),  # fmt: skip
+        ),
         "",
         f"Goals: every case ≥ {goals['ratio']:g}× PyTorch: {say(below)}; the MLP cases ≥ "
         f"{goals['mlp_ratio']:g}×: {say(mlp_below)}; every convolutional case ≥ "

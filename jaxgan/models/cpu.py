@@ -187,6 +187,8 @@ def on_cpu_call(self: nnx.Conv | nnx.ConvTranspose, x: jax.Array) -> jax.Array:
     elsewhere; with ``self.cpu_everywhere`` the form on every platform (a test compares forms)."""
     flax_cls = nnx.Conv if isinstance(self, nnx.Conv) else nnx.ConvTranspose
     spec = _spec(self)
+    if self.cpu_form == "upsample" and x.ndim != 4:  # the fused upsampling is only for NHWC
+        raise ValueError(f"a convolution fused with its upsampling (form 'upsample') takes (B, H, W, C) input, got shape {x.shape}.")  # fmt: skip
     if self.cpu_form == "native" or spec is None or x.ndim != 4:
         return flax_cls.__call__(self, x)
     rewrite = _form(spec, self.cpu_form)
