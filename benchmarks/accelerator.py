@@ -93,9 +93,10 @@ def step_and_specs(
         return state
 
     state = jax.eval_shape(init)
-    phases = {(p.resolution, p.fading): p.batch_size for p in schedule.for_config(config).phases()}
-    batch = phases[(resolution, fading)]
-    fn = build.train_step(config, defs["g"], defs["d"], resolution, fading)
+    phases = {(p.resolution, p.fading): p for p in schedule.for_config(config).phases()}
+    phase = phases[(resolution, fading)]
+    batch = phase.batch_size
+    fn = build.train_step(config, defs["g"], defs["d"], phase)
     sample = shape if resolution is None else (resolution, resolution, shape[-1])
     reals = jax.ShapeDtypeStruct((config.loss.n_critic, batch, *sample), jnp.float32)
     alpha = jax.ShapeDtypeStruct((), jnp.float32)

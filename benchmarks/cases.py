@@ -60,9 +60,14 @@ class Case:
         return override(configs.get(self.preset), **self.overrides)
 
     @property
-    def batch(self) -> int:
+    def phase(self) -> schedule.Phase:
+        """The stable phase at the case's resolution (a plain run's one phase)."""
         phases = schedule.for_config(self.config).phases()
-        return {p.resolution: p.batch_size for p in phases}[self.resolution]
+        return next(p for p in phases if p.resolution == self.resolution and not p.fading)
+
+    @property
+    def batch(self) -> int:
+        return self.phase.batch_size
 
     def flags(self) -> str:
         val = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v  # noqa: E731
@@ -115,7 +120,7 @@ def prepare(case: Case, mesh, sgd_lr: float | None = None):
         state, g_def, d_def = build.init_state(c, case.shape, mesh)
     else:  # what build.init_state does, with other networks or optimizers
         g, d = case.models(c) if case.models else build.models(c, case.shape, c.output.seed)
-        txs = (optax.sgd(sgd_lr),) * 2 if sgd_lr else build.optimizers(c, case.resolution)
+        txs = (optax.sgd(sgd_lr),) * 2 if sgd_lr else build.optimizers(c, case.phase)
         key = jax.random.key(c.output.seed + 1)
         state, g_def, d_def = step.init_train_state(g, d, *txs, key, ema=c.optim.ema > 0)
         state = parallel.replicate(state, mesh)
@@ -123,7 +128,7 @@ def prepare(case: Case, mesh, sgd_lr: float | None = None):
         kw = {"latent_dim": c.model.latent_dim, "ema_decay": c.optim.ema}
         fn = step.make_train_step(g_def, d_def, build.objective(c), *txs, **kw)
     else:
-        fn = build.train_step(c, g_def, d_def, case.resolution, False)
+        fn = build.train_step(c, g_def, d_def, case.phase)
     r = case.resolution
     shape = (c.loss.n_critic, case.batch, *(case.shape if r is None else (r, r, case.shape[-1])))
     host = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)

@@ -78,14 +78,15 @@ def clip_weights(c: float, mask: Any = None) -> optax.GradientTransformation:
 
 def optimizer_from_defaults(
     name: str,
-    learning_rate: float,
+    learning_rate: float | optax.Schedule,
     *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
 ) -> optax.GradientTransformation:
-    """Adam or RMSProp by name (optax's RMSProp: decay 0.9, eps 1e-8 inside the sqrt)."""
-    if learning_rate <= 0:
+    """Adam or RMSProp by name (optax's RMSProp: decay 0.9, eps 1e-8 inside the sqrt); the rate a
+    number or a schedule of the update count."""
+    if not callable(learning_rate) and learning_rate <= 0:
         raise ValueError(f"learning rate must be positive, got {learning_rate}.")
     if name == "adam":
         return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)

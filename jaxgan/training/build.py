@@ -38,18 +38,51 @@ def objective(config: Config) -> losses.Objective:
 
 
 def optimizers(
-    config: Config, resolution: int | None = None
+    config: Config, phase: schedule.Phase | None = None
 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """(generator_tx, critic_tx); a per-resolution learning rate overrides both nets' rates."""
-    o = config.optim
+    """(generator_tx, critic_tx) of a phase (None: a plain run's one phase).
+
+    A per-resolution learning rate overrides both nets' rates. With ``lr_rampdown_kimg`` every
+    phase's rate is a schedule of the optimizer's update count (one state layout for all phases);
+    it is constant except in the last phase, where it falls to 0 along a half cosine over the
+    run's last ``lr_rampdown_kimg`` thousand images, counted from that phase's start (where the
+    optimizer restarts). The critic updates ``n_critic`` times per generator step.
+    """
+    o, n_critic = config.optim, config.loss.n_critic
+    resolution = phase.resolution if phase is not None else None
     lr_g, lr_d = o.lr_g, o.lr_d
     if resolution in o.lr_per_res:
         lr_g = lr_d = o.lr_per_res[resolution]
+    if o.lr_rampdown_kimg > 0:
+        lr_g = _rampdown(config, phase, lr_g, n_critic)
+        lr_d = _rampdown(config, phase, lr_d, 1)
     g = optim.optimizer_from_defaults(o.optimizer, lr_g, b1=o.betas[0], b2=o.betas[1])
     d = optim.optimizer_from_defaults(o.optimizer, lr_d, b1=o.betas[0], b2=o.betas[1])
     if config.loss.clip is not None:
         d = optax.chain(d, optim.clip_weights(config.loss.clip))
     return g, d
+
+
+def _rampdown(
+    config: Config, phase: schedule.Phase | None, lr: float, batches_per_update: int
+) -> optax.Schedule:
+    """``lr`` as a schedule of update counts: constant, or in the last phase the half-cosine
+    ramp to 0 over the run's last ``lr_rampdown_kimg`` kimg (all of the phase if shorter)."""
+    last = schedule.for_config(config).phases()[-1]
+    if phase is None:
+        phase = last
+    if phase.end != last.end:
+        return lambda count: jnp.full((), lr, jnp.float32)
+    images_per_update = phase.batch_size * batches_per_update
+    ramp = min(round(config.optim.lr_rampdown_kimg * 1000), phase.end - phase.start)
+    ramp_start = phase.end - ramp
+
+    def rate(count: jax.Array) -> jax.Array:
+        images = phase.start + count.astype(jnp.float32) * images_per_update
+        t = jnp.clip((images - ramp_start) / ramp, 0.0, 1.0)
+        return lr * 0.5 * (1.0 + jnp.cos(jnp.pi * t))
+
+    return rate
 
 
 def sample_shape(config: Config, native_resolution: int | None, channels: int) -> tuple[int, ...]:
@@ -105,8 +138,7 @@ def init_state(
     """The initial train state (replicated over ``mesh``) and the two graphdefs."""
     seed = config.output.seed
     g, d = models(config, shape, seed)
-    first = schedule.for_config(config).phase_at(0).resolution
-    g_tx, d_tx = optimizers(config, first)
+    g_tx, d_tx = optimizers(config, schedule.for_config(config).phase_at(0))
     state, g_def, d_def = step.init_train_state(
         g, d, g_tx, d_tx, jax.random.key(seed + 1), ema=config.optim.ema > 0
     )
@@ -114,10 +146,10 @@ def init_state(
 
 
 def reset_optimizers(
-    config: Config, state: step.TrainState, resolution: int | None, mesh: Mesh
+    config: Config, state: step.TrainState, phase: schedule.Phase, mesh: Mesh
 ) -> step.TrainState:
     """Fresh optimizer states (PGGAN resets Adam when a fade and a stabilisation start)."""
-    g_tx, d_tx = optimizers(config, resolution)
+    g_tx, d_tx = optimizers(config, phase)
     return state.replace(
         g_opt=parallel.replicate(g_tx.init(state.g_params), mesh),
         d_opt=parallel.replicate(d_tx.init(state.d_params), mesh),
@@ -125,13 +157,15 @@ def reset_optimizers(
 
 
 def train_step(
-    config: Config, g_def: nnx.GraphDef, d_def: nnx.GraphDef, resolution: int | None, fading: bool
+    config: Config, g_def: nnx.GraphDef, d_def: nnx.GraphDef, phase: schedule.Phase | None = None
 ) -> Callable:
-    """The pure step of a phase (see :func:`jaxgan.training.step.make_train_step`)."""
+    """The pure step of a phase (None: a plain run's one phase; see
+    :func:`jaxgan.training.step.make_train_step`)."""
     from jaxgan.models.layers import fade_reals
 
-    g_tx, d_tx = optimizers(config, resolution)
-    apply = apply_fn(resolution, fading)
+    g_tx, d_tx = optimizers(config, phase)
+    fading = phase is not None and phase.fading
+    apply = apply_fn(phase.resolution if phase is not None else None, fading)
     return step.make_train_step(
         g_def, d_def, objective(config), g_tx, d_tx,
         latent_dim=config.model.latent_dim, ema_decay=config.optim.ema,

@@ -101,6 +101,13 @@ class Optim:
         {}, "per-resolution learning rate of both nets, e.g. 128:1.5e-3", check=">0"
     )
     reset_adam: bool = _f(True, "reset optimizer moments when a fade and a stabilisation start")
+    lr_rampdown_kimg: float = _f(
+        0.0,
+        "both learning rates fall to 0 along a half cosine over the run's last thousands of "
+        "images (all of the last phase if that is shorter; 0: off)",
+        check=">=0",
+        resume=S,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,6 +391,9 @@ def validate(c: Config, given: Mapping[str, Any] = types.MappingProxyType({})) -
         ok = applicable_metrics(v["dataset"])
         bad = [m for m in v["eval_metrics"] if m not in ok]
         _check(not bad, f"--eval_metrics={shown(v['eval_metrics'])}: {', '.join(bad)} do not apply to --dataset={v['dataset']} (those that apply: {', '.join(ok) or 'none'}).")  # fmt: skip
+    _check(not (c.progressive and v["lr_rampdown_kimg"] > 0 and not v["reset_adam"]),
+           f"--lr_rampdown_kimg={shown(v['lr_rampdown_kimg'])} counts the last phase's updates from "
+           "its start, so it needs --reset_adam (got --no-reset_adam).")  # fmt: skip
     sched = v["stage_schedule"]
     if not c.progressive:
         _check(not sched, f"--stage_schedule needs --model=progressive (got --model={v['model']}).")

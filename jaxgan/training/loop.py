@@ -93,9 +93,8 @@ class Run:
 
     def train_step(self, phase: sched_lib.Phase) -> Callable:
         """The phase's jitted step (compiled once per resolution and fading)."""
-        r, f = phase.resolution, phase.fading
-        make = lambda: build.jit_step(build.train_step(self.config, self.g_def, self.d_def, r, f), self.state, self.mesh)  # fmt: skip # noqa: E731
-        return self._cached(("step", r, f), make)
+        make = lambda: build.jit_step(build.train_step(self.config, self.g_def, self.d_def, phase), self.state, self.mesh)  # fmt: skip # noqa: E731
+        return self._cached(("step", phase.resolution, phase.fading), make)
 
     def sample(self, z: jax.Array, phase: sched_lib.Phase | None = None) -> np.ndarray:
         """Generated samples for ``z`` (the EMA generator when the run has one)."""
@@ -316,7 +315,7 @@ def enter_phase(run: Run, phase: sched_lib.Phase) -> None:
         write_stage(run, run.phase)
     run.pipe.configure(resolution=phase.resolution, batch_size=phase.batch_size)
     if run.config.optim.reset_adam:
-        run.state = build.reset_optimizers(run.config, run.state, phase.resolution, run.mesh)
+        run.state = build.reset_optimizers(run.config, run.state, phase, run.mesh)
     what = "fade into" if phase.fading else "stabilise"
     run.logger.message(f"phase {phase.index}: {what} {phase.resolution}x{phase.resolution}, batch {phase.batch_size}")  # fmt: skip
 

@@ -194,7 +194,7 @@ def test_step_equals_jaxgan_step(name):
     g_tx, d_tx = build.optimizers(c)
     state, g_def, d_def = step.init_train_state(g_j, d_j, g_tx, d_tx, jax.random.key(1))
     reals = np.random.default_rng(0).uniform(-1, 1, (1, b, *case.shape)).astype(np.float32)
-    new, metrics = jax.jit(build.train_step(c, g_def, d_def, None, False))(state, reals, 1.0)
+    new, metrics = jax.jit(build.train_step(c, g_def, d_def))(state, reals, 1.0)
     # jaxgan.training.step draws a step's noise and ε at its start from the state's key, in this order.
     _, k_z, k_eps = jax.random.split(jax.random.wrap_key_data(state.key), 3)
     zs = np.array(jax.random.normal(k_z, (2, b, c.model.latent_dim), jnp.float32))
