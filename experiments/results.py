@@ -188,6 +188,14 @@ def main_job(root: str) -> list[str]:
         f"({_span([100 * r for r in share_ratios], '.0f')} %).",
         "",
     ]
+    if "levers" in d:
+        lever_rows = [
+            row(f"`{r['flags']}` ({r['what']})", {k: _num(r.get(k), fmt) for k, _, fmt in metrics},
+                r.get("swd_x1e3"), r.get("confident_share"))
+            for r in d["levers"]["runs"]
+        ]  # fmt: skip
+        out += [f"Levers: {d['levers']['about']}.", "",
+                *_table(["change", *head[1:]], lever_rows), ""]  # fmt: skip
     return out
 
 
