@@ -76,6 +76,47 @@ def clip_weights(c: float, mask: Any = None) -> optax.GradientTransformation:
     return optax.masked(tx, mask) if mask is not None else tx
 
 
+class SkipAwareTransformation(optax.GradientTransformationExtraArgs):
+    """An optax transformation whose ``update(g, state, params, ok=ok)`` returns the state as it
+    was where ``ok`` is False (a skipped step), so that its caller selects only the parameters."""
+
+
+def adam(learning_rate: float | optax.Schedule, b1: float = 0.9, b2: float = 0.999,
+         eps: float = 1e-8) -> SkipAwareTransformation:  # fmt: skip
+    """``optax.adam`` (its state; its arithmetic, bit for bit when jitted alone) with the moments
+    written once, before the step reads them.
+
+    With optax's own Adam, XLA recomputes the new moments from the old ones inside the fusion
+    that updates the parameters, so every old moment must outlive its in-place update and is
+    copied first (one more pass over all of the optimizer state per update). An
+    ``optimization_barrier`` between the moments and the step keeps them computed once. ``ok``
+    (default True) is the train step's skip flag: where it is False the count and moments stay.
+    """
+    init = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps).init
+
+    def update_fn(g: Any, state: Any, params: Any = None, *, ok: Any = True, **extra: Any):
+        del params, extra
+
+        def keep(new: Any, old: Any) -> Any:
+            return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+        moments, rate = state
+        count = optax.safe_increment(moments.count)
+        mu = keep(optax.tree.update_moment(g, moments.mu, b1, 1), moments.mu)
+        nu = keep(optax.tree.update_moment_per_elem_norm(g, moments.nu, b2, 2), moments.nu)
+        mu, nu = jax.lax.optimization_barrier((mu, nu))
+        mu_hat, nu_hat = optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count)  # fmt: skip
+        u = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + 0.0) + eps), mu_hat, nu_hat)  # + eps_root
+        if callable(learning_rate):  # optax.scale_by_schedule: the rate at the count before
+            u = jax.tree.map(lambda x: jnp.array(-learning_rate(rate.count), x.dtype) * x, u)
+            rate = rate._replace(count=keep(optax.safe_increment(rate.count), rate.count))
+        else:
+            u = jax.tree.map(lambda x: x * -learning_rate, u)
+        return u, (moments._replace(count=keep(count, moments.count), mu=mu, nu=nu), rate)
+
+    return SkipAwareTransformation(init, update_fn)
+
+
 def optimizer_from_defaults(
     name: str,
     learning_rate: float | optax.Schedule,
@@ -89,7 +130,7 @@ def optimizer_from_defaults(
     if not callable(learning_rate) and learning_rate <= 0:
         raise ValueError(f"learning rate must be positive, got {learning_rate}.")
     if name == "adam":
-        return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+        return adam(learning_rate, b1=b1, b2=b2, eps=eps)
     if name == "rmsprop":
         return optax.rmsprop(learning_rate, decay=0.9, eps=eps)
     raise ValueError(f"unknown optimizer {name!r}; valid names: adam, rmsprop.")

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxgan import losses
-from jaxgan.optim import clip_weights, paper_optimizers
+from jaxgan.optim import adam, clip_weights, paper_optimizers
 
 
 def _params(seed=0):
@@ -166,3 +166,47 @@ def test_rounding_correction_lands_every_value_in_the_box():
     # The box is reached where the unclipped step leaves it, and nothing moves inside it.
     inside = np.abs(p.astype(np.float64) + u) < 0.0099
     np.testing.assert_allclose(landed[inside], (p + u)[inside], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("lr", [3e-3, optax.cosine_decay_schedule(1e-2, 5)], ids=["constant", "schedule"])  # fmt: skip
+def test_adam_is_optax_adam_bit_for_bit(lr):
+    """jaxgan's Adam against optax's: the same state layout and, jitted, the same bits for
+    parameters and state over several updates; a skipped update (``ok`` False, NaN gradients)
+    leaves the state as it was, counts included."""
+    ref, ours = optax.adam(lr, b1=0.5, b2=0.9), adam(lr, b1=0.5, b2=0.9)
+    p_ref = p_ours = _params()
+    s_ref, s_ours = ref.init(p_ref), ours.init(p_ours)
+    assert jax.tree.structure(s_ref) == jax.tree.structure(s_ours)
+
+    @jax.jit
+    def step_ref(g, s, p):
+        u, s = ref.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    @jax.jit
+    def step_ours(g, s, p, ok):
+        u, s = ours.update(g, s, p, ok=ok)
+        return optax.apply_updates(p, u), s
+
+    for i in range(6):
+        g = jax.tree.map(lambda x, i=i: x * (i - 2.5) + 0.1, _params(i + 1))
+        p_ref, s_ref = step_ref(g, s_ref, p_ref)
+        nan = jax.tree.map(lambda x: x * jnp.nan, g)
+        _, s_kept = step_ours(nan, s_ours, p_ours, jnp.array(False))
+        for a, b in zip(jax.tree.leaves(s_kept), jax.tree.leaves(s_ours), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        p_ours, s_ours = step_ours(g, s_ours, p_ours, jnp.array(True))
+        for a, b in zip(jax.tree.leaves((p_ref, s_ref)), jax.tree.leaves((p_ours, s_ours)), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_adam_in_an_optax_chain_without_ok():
+    """Outside the train step it is a plain optax transformation: in a chain, called without ``ok``."""
+    params = _params()
+    g = jax.tree.map(lambda x: x * 0.3 - 0.1, _params(5))
+    ours = optax.chain(adam(0.1), optax.scale(2.0))
+    ref = optax.chain(optax.adam(0.1), optax.scale(2.0))
+    got, _ = ours.update(g, ours.init(params), params)
+    want, _ = ref.update(g, ref.init(params), params)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)

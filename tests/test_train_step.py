@@ -107,8 +107,8 @@ def test_nonfinite_step_is_skipped_and_counted(unroll):
         assert bool(jnp.all(jnp.isfinite(leaf)))
     all_bad = np.full_like(bad, np.nan)
     again, _ = jitted(new, all_bad, np.float32(1.0))
-    # Every critic update skipped: the critic is exactly unchanged.
-    for a, b in zip(jax.tree.leaves(again.d_params), jax.tree.leaves(new.d_params), strict=True):
+    # Every critic update skipped: the critic and its Adam state (count, moments) are unchanged.
+    for a, b in zip(jax.tree.leaves((again.d_params, again.d_opt)), jax.tree.leaves((new.d_params, new.d_opt)), strict=True):  # fmt: skip
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert int(again.streak) == 2 and int(again.skipped) == 1 + 5
     good, _ = jitted(again, _reals(1), np.float32(1.0))

@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 
 from jaxgan import losses as losses_lib
-from jaxgan import penalties
+from jaxgan import optim, penalties
 
 # apply(module, x, alpha) -> output. alpha is the traced fade-in coefficient (ignored by
 # non-progressive models).
@@ -107,6 +107,15 @@ def _all_finite(tree: Any) -> jax.Array:
 def _select(ok: jax.Array, new: Any, old: Any) -> Any:
     """``new`` where ``ok`` else ``old``, leaf by leaf."""
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _update(tx: Any, grads: Any, opt: Any, params: Any, ok: jax.Array) -> tuple[Any, Any]:
+    """(params, optimizer state) after one update of ``tx``, or as they were where not ``ok``."""
+    if isinstance(tx, optim.SkipAwareTransformation):
+        updates, new_opt = tx.update(grads, opt, params, ok=ok)
+        return _select(ok, optax.apply_updates(params, updates), params), new_opt
+    updates, new_opt = tx.update(grads, opt, params)
+    return _select(ok, (optax.apply_updates(params, updates), new_opt), (params, opt))
 
 
 def _run(graphdef: nnx.GraphDef, params: Any, rest: Any, fn: Callable, *args) -> tuple[Any, Any]:
@@ -209,9 +218,8 @@ def make_train_step(
             grad_fn = jax.value_and_grad(critic_loss, has_aux=True)
             (loss, (aux, new_d_rest)), grads = grad_fn(d_params, d_rest, x_real, fake, eps_k, alpha)
             ok = jnp.isfinite(loss) & _all_finite(grads)
-            updates, new_opt = d_tx.update(grads, d_opt, d_params)
-            new = (optax.apply_updates(d_params, updates), new_d_rest, new_opt, new_g_rest)
-            d_params, d_rest, d_opt, g_rest = _select(ok, new, (d_params, d_rest, d_opt, g_rest))
+            d_params, d_opt = _update(d_tx, grads, d_opt, d_params, ok)
+            d_rest, g_rest = _select(ok, (new_d_rest, new_g_rest), (d_rest, g_rest))
             return (d_params, d_rest, d_opt, g_rest, skipped + (~ok).astype(jnp.int32)), aux
 
         def unrolled(carry, per_update):  # the CPU form: n_critic copies of the update
@@ -239,12 +247,8 @@ def make_train_step(
             state.g_params, g_rest, d_params, d_rest, zs[n_critic], alpha
         )
         g_ok = jnp.isfinite(g_loss) & _all_finite(g_grads)
-        g_updates, new_g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
-        g_params, g_opt, g_rest = _select(
-            g_ok,
-            (optax.apply_updates(state.g_params, g_updates), new_g_opt, new_g_rest),
-            (state.g_params, state.g_opt, g_rest),
-        )
+        g_params, g_opt = _update(g_tx, g_grads, state.g_opt, state.g_params, g_ok)
+        g_rest = _select(g_ok, new_g_rest, g_rest)
         ema = state.ema
         if ema_decay > 0:
             ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, g_params)
