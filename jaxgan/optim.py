@@ -88,7 +88,7 @@ def adam(learning_rate: float | optax.Schedule, b1: float = 0.9, b2: float = 0.9
 
     With optax's own Adam, XLA recomputes the new moments from the old ones inside the fusion
     that updates the parameters, so every old moment must outlive its in-place update and is
-    copied first (one more pass over all of the optimizer state per update). An
+    copied first (an extra read and write of the whole optimizer state per update). An
     ``optimization_barrier`` between the moments and the step keeps them computed once. ``ok``
     (default True) is the train step's skip flag: where it is False the count and moments stay.
     """
