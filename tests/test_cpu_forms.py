@@ -136,6 +136,14 @@ def test_the_choice_is_timed_once_per_shape(monkeypatch):
     assert len(timed) == 2
 
 
+def test_a_rewrite_is_kept_when_it_saves_a_tenth_of_the_layers_own_time():
+    # the whole model takes 1.0 s with the layer native; the layer alone, natively, 0.2 s
+    assert cpu._keep({"native": 1.0, "im2col": 0.97}, 0.2) == "im2col"  # 15 % of the layer
+    assert cpu._keep({"native": 1.0, "im2col": 0.99}, 0.2) == "native"  # 5 % of the layer
+    assert cpu._keep({"s2d": 0.5, "native": 1.0, "im2col": 1.1}, 0.2) == "s2d"
+    assert cpu._keep({"native": 0.9, "im2col": 1.0}, 0.01) == "native"
+
+
 def test_layers_it_cannot_rewrite_stay_as_they_are_and_bad_forms_are_named():
     class Sub(nnx.Conv):
         def __call__(self, x):

@@ -9,7 +9,9 @@
 * ``for_cpu``: the forms ``jaxgan.models.for_cpu`` picks by timing each layer;
 
 then times ``--steps`` steps of each per round, the order rotating every round, and prints each
-variant's median ms per generator iteration and its ratio to ``plain``.
+variant's median ms per generator iteration and its ratio to ``plain``. ``--choices N`` instead
+lets ``for_cpu`` choose N times afresh (its per-process cache emptied) and prints each choice:
+how stable the choice is on this host.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     p.add_argument("cases", nargs="*", default=["wgan_gp_mnist", "pytorch_gan_dcgan32"])
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--choices", type=int, default=0, help="only choose N times, print each choice")
     a = p.parse_args()
     from jaxgan import xla_flags
 
@@ -48,6 +51,12 @@ def main() -> None:
         case = T.jaxgan_case(name)
         models = {"pytorch_gan_dcgan32": ext.pytorch_gan_dcgan32_models,
                   "wgan_gp_mnist": ext.wgan_gp_mnist_models}.get(name) or _jaxgan_models(case)  # fmt: skip
+        for i in range(a.choices):
+            cpu._CHOICES.clear()
+            g, d = models(case.config)
+            print(f"{name} choice {i + 1}: G {cpu.cpu_forms(g)}, D {cpu.cpu_forms(d)}", flush=True)
+        if a.choices:
+            continue
         g, d = models(case.config)  # for_cpu's own choice, timed per layer
         chosen = cpu.cpu_forms(g), cpu.cpu_forms(d)
         stride2 = tuple(
