@@ -7,7 +7,9 @@ their ratio. Cases: toy, mnist_gp, mnist_clip, dcgan32, prog16 and prog32 (the m
 at 16² / 32²). Make OLD_TREE with ``git worktree add /tmp/old REV``; ``--xla-flags-old`` /
 ``--xla-flags-new`` give each worker its own ``XLA_FLAGS`` (an A/B of one tree under two flag
 sets: pass the same tree twice). Works with trees that name the step module ``jaxgan.training.step`` or
-(before it was renamed) ``jaxgan.train``.
+(before it was renamed) ``jaxgan.train``. Case ``main`` runs the whole main job instead
+(``experiments/run.py`` with no flags, a fresh run directory each time) in each tree per round,
+and prints wall seconds (``--rounds 1``: one pair, ~20 minutes).
 """
 
 import argparse
@@ -16,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -117,6 +120,8 @@ def main() -> None:
     if a.worker:
         return worker(a.case)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    if a.case == "main":
+        return main_job(a, env)
     procs, flags = {}, {"old": a.xla_flags_old, "new": a.xla_flags_new}
     for name, tree in (("old", a.old_tree), ("new", a.new_tree)):
         cmd = [sys.executable, os.path.abspath(__file__), a.case, ".", "--worker"]
@@ -135,6 +140,25 @@ def main() -> None:
     old, new = (statistics.median(times[n]) for n in ("old", "new"))
     print(f"{a.case}: old {old:.2f} ms, new {new:.2f} ms, new/old x{new / old:.3f} "
           f"(medians of {a.rounds} rounds x {a.steps} steps)")  # fmt: skip
+
+
+def main_job(a: argparse.Namespace, env: dict[str, str]) -> None:
+    """The main job's wall seconds in each tree, alternating the order every round."""
+    trees = {"old": a.old_tree, "new": a.new_tree}
+    times: dict[str, list[float]] = {n: [] for n in trees}
+    for r in range(a.rounds):
+        for n in list(trees) if r % 2 == 0 else list(trees)[::-1]:
+            tree = os.path.abspath(trees[n])
+            with tempfile.TemporaryDirectory() as workdir:
+                cmd = [sys.executable, os.path.join(tree, "experiments", "run.py"), "--quiet",
+                       "--workdir", os.path.join(workdir, "run")]  # fmt: skip
+                t = time.perf_counter()
+                subprocess.run(cmd, env={**env, "PYTHONPATH": tree}, cwd=workdir, check=True,
+                               stdout=subprocess.DEVNULL)  # fmt: skip
+                times[n].append(time.perf_counter() - t)
+            print(f"round {r + 1} {n}: {times[n][-1]:.1f} s", flush=True)
+    old, new = (statistics.median(times[n]) for n in ("old", "new"))
+    print(f"main: old {old:.1f} s, new {new:.1f} s, new/old x{new / old:.3f} (medians of {a.rounds} rounds)")  # fmt: skip
 
 
 if __name__ == "__main__":
