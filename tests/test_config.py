@@ -29,6 +29,10 @@ def test_presets_the_issue_names():
     assert paper.schedule.stage_schedule[-1] == 1024 and paper.model.fmap_max == 512
     assert (paper.optim.lr_g, paper.optim.betas, paper.optim.ema) == (1e-3, (0.0, 0.99), 0.999)
     assert (paper.loss.drift, paper.loss.n_critic, paper.schedule.kimg_stable) == (0.001, 1, 800.0)
+    # Stacked MNIST's WGAN-GP arm trains in PGGAN's form; its networks and budget stay the study's.
+    stacked, nsgan = configs.get("stacked-wgan-gp"), configs.get("stacked-nsgan")
+    assert (stacked.loss, stacked.optim) == (paper.loss, paper.optim)
+    assert (stacked.model, stacked.schedule) == (nsgan.model, nsgan.schedule)
 
 
 def test_flat_names_are_unique_and_cover_every_field():

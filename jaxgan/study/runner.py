@@ -134,8 +134,8 @@ STUDIES: dict[str, Study] = {
         Study(
             "stacked-mnist",
             "Stacked MNIST, 1,000 modes counted with the digit classifier (26,000 samples), "
-            "DCGAN width 32 at 20,000 generator steps; WGAN-GP in its paper's form (n_critic 5, "
-            "penalty 10), not PGGAN's n_critic 1 with drift",
+            "DCGAN width 32 at 20,000 generator steps; WGAN-GP in PGGAN's form (n_critic 1 with "
+            "drift, Adam 1e-3), not its paper's n_critic 5",
             tuple(Cell("stacked_mnist", f"stacked-{o}", 3, _STACKED) for o in ("nsgan", "wgan-gp")),
             26000,
             curve_steps=(5000, 10000, 20000),
