@@ -21,9 +21,11 @@ import jax
 import numpy as np
 
 from jaxgan.errors import ConfigError
-from jaxgan.metrics import IN_TRAINING, METRICS
+from jaxgan.metrics import FEATURE_METRICS, IN_TRAINING, METRICS
 
 DIGIT_DATASETS = ("mnist5k", "digits", "tfds:mnist", "tfds:fashion_mnist")
+#: The datasets the digit classifier reads: its features for FID/KID/PR, its labels for modes.
+CLASSIFIER_DATASETS = (*DIGIT_DATASETS, "stacked_mnist")
 
 
 def _data_kind(dataset: str) -> tuple[str, tuple[str, ...]]:
@@ -34,7 +36,7 @@ def _data_kind(dataset: str) -> tuple[str, tuple[str, ...]]:
         if len(get_toy(dataset).centers):
             return "2-D points", ("modes",)
         return "2-D points without modes", ()
-    if dataset in DIGIT_DATASETS or dataset == "stacked_mnist":
+    if dataset in CLASSIFIER_DATASETS:
         return "digit images", METRICS
     return "images", tuple(m for m in METRICS if m != "modes")
 
@@ -96,7 +98,7 @@ def check_metrics(
             f"--metrics={','.join(bad)} {verb} not apply to {dataset} ({kind}); {which}."
         )
     if (
-        any(m in names for m in ("fid", "kid", "pr"))
+        any(m in names for m in FEATURE_METRICS)
         and dataset not in DIGIT_DATASETS
         and not inception_weights
     ):
@@ -189,7 +191,7 @@ def evaluate_images(
                     {f"modes/{k}_real": ref[k] for k in ("high_quality_fraction", "reverse_kl")}
                 )
         return out
-    need_real = any(m in metrics for m in ("swd", "fid", "kid", "pr"))
+    need_real = any(m in metrics for m in ("swd", *FEATURE_METRICS))
     real = real_images(dataset, len(fake), resolution, seed, data_dir) if need_real else None
     if "swd" in metrics:
         from jaxgan.metrics.swd import swd_noise_floor
@@ -205,9 +207,9 @@ def evaluate_images(
             out["swd/noise_floor"] = float(floor["mean"])
     if "ms_ssim" in metrics and fake.shape[1] >= 16:
         out["ms_ssim"] = _ms_ssim(fake, seed)
-    digits = dataset in DIGIT_DATASETS or dataset == "stacked_mnist"
+    digits = dataset in CLASSIFIER_DATASETS
     classifier = None
-    if digits and any(m in metrics for m in ("modes", "fid", "kid", "pr")):
+    if digits and any(m in metrics for m in ("modes", *FEATURE_METRICS)):
         from jaxgan.metrics.classifier import load_digit_classifier
 
         classifier = load_digit_classifier(cache_dir)
@@ -225,7 +227,7 @@ def evaluate_images(
         out.update(
             {f"modes/{k}": v for k, v in m.items() if isinstance(v, (int, float, np.number))}
         )
-    if any(m in metrics for m in ("fid", "kid", "pr")):
+    if any(m in metrics for m in FEATURE_METRICS):
         if classifier is not None and fake.shape[-1] == 1:
             features, name = classifier.features, "digit_classifier"
         elif inception_weights:
@@ -496,7 +498,7 @@ def check_set_metrics(
     if metrics is None:
         return default_set_metrics(features, resolution)
     names = parse_metrics(metrics)
-    if features is None and (bad := [m for m in names if m in ("fid", "kid", "pr")]):
+    if features is None and (bad := [m for m in names if m in FEATURE_METRICS]):
         raise ConfigError(
             f"--metrics={','.join(bad)} {'needs' if len(bad) == 1 else 'need'} features: pass --inception_weights PATH (the FID "
             "InceptionV3, see jaxgan/metrics/inception.py), or --features=digits for 28x28 or "
@@ -563,7 +565,7 @@ def evaluate_image_sets(
         out["ms_ssim"] = _ms_ssim(fake, seed)
         out["ms_ssim/real"] = _ms_ssim(real, seed)
     classifier = None
-    if features == "digits" and any(m in metrics for m in ("modes", "fid", "kid", "pr")):
+    if features == "digits" and any(m in metrics for m in ("modes", *FEATURE_METRICS)):
         from jaxgan.metrics.classifier import load_digit_classifier
 
         classifier = load_digit_classifier(cache_dir)
@@ -574,7 +576,7 @@ def evaluate_image_sets(
         out.update({f"modes/{k}": v for k, v in ours.items() if k != "num_samples"})
         for k in ("modes_captured", "reverse_kl", "confident_share"):
             out[f"modes/{k}_real"] = ref[k]
-    if any(m in metrics for m in ("fid", "kid", "pr")):
+    if any(m in metrics for m in FEATURE_METRICS):
         if features == "digits":
             extract, out["features"] = classifier.features, "digit_classifier"
         elif features == "inception" and inception_weights:

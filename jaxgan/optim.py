@@ -17,6 +17,9 @@ import optax
 
 from jaxgan.losses import Objective
 
+#: The optimizers :func:`optimizer_from_defaults` builds by name (the papers': Adam, WGAN's RMSProp).
+OPTIMIZERS = ("adam", "rmsprop")
+
 
 class ClipWeightsState(NamedTuple):
     """Weight clipping keeps no state."""
@@ -133,7 +136,7 @@ def optimizer_from_defaults(
         return adam(learning_rate, b1=b1, b2=b2, eps=eps)
     if name == "rmsprop":
         return optax.rmsprop(learning_rate, decay=0.9, eps=eps)
-    raise ValueError(f"unknown optimizer {name!r}; valid names: adam, rmsprop.")
+    raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}.")
 
 
 def paper_optimizers(

@@ -65,6 +65,9 @@ def test_max_skips_stops_within_the_streak_whatever_the_log_interval(tmp_path, c
 
         run = jaxgan.open_run(wd)
         assert is_saveable(run.state) and str(run.step) in stop[0]
+    else:
+        saved = os.listdir(os.path.join(wd, "checkpoints"))
+        assert not [d for d in saved if d.isdigit()], saved
 
 
 def test_changed_settings_on_resume_are_refused_or_recorded(tmp_path, capsys):

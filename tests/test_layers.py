@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgan.arrays import downsample2x, lerp, upsample2x
+from jaxgan.arrays import downsample2x, lerp, to_uint8, upsample2x
 from jaxgan.models.layers import (
     EqualizedConv,
     EqualizedDense,
@@ -144,6 +144,15 @@ def test_minibatch_stddev_small_batch_and_errors():
         np.testing.assert_allclose(got, _np_mbstd(y, g, strided=True, biased=True), rtol=1e-5)
     xb = jnp.asarray(x, jnp.bfloat16)
     assert minibatch_stddev(xb, 4).dtype == jnp.bfloat16
+
+
+def test_to_uint8_rounds_to_nearest_and_clips():
+    x = np.array([-2.0, -1.0, -0.996, 0.0, 0.5, 0.999, 1.0, 3.0], np.float32)
+    # 127.5 x + 127.5: -127.5, 0, 0.51, 127.5, 191.25, 254.87, 255, 510 -> rint (half to even), clip
+    want = np.array([0, 0, 1, 128, 191, 255, 255, 255], np.uint8)
+    np.testing.assert_array_equal(to_uint8(x), want)
+    np.testing.assert_array_equal(np.asarray(to_uint8(jnp.asarray(x))), want)
+    assert to_uint8(want) is want  # uint8 passes through
 
 
 def test_up_down_sample_and_fade():

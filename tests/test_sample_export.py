@@ -181,19 +181,22 @@ def test_export_refuses_a_directory_and_writes_nothing(image_run, tmp_path):
 
 
 def test_num_writes_n_pngs_and_a_grid_of_the_samples(image_run, tmp_path, capsys):
-    from jaxgan import samples
-    from jaxgan.arrays import to_uint8
-
     out = tmp_path / "out"
     assert sample_py.main([f"--workdir={image_run}", "--num=5", f"--out={out}", "--seed=3"]) == 0
     names = sorted(os.listdir(out))
     assert names == sorted(["grid.png", *(f"sample_{i:04d}.png" for i in range(5))])
-    x = jaxgan.open_run(image_run).sample(5, seed=3)  # the same latents
+    x = np.asarray(jaxgan.open_run(image_run).sample(5, seed=3), np.float32)  # the same latents
+    u8 = np.clip(np.rint(x * np.float32(127.5) + np.float32(127.5)), 0, 255).astype(np.uint8)
     for i in range(5):
         png = np.asarray(Image.open(out / f"sample_{i:04d}.png"))  # 8x8 grayscale
-        np.testing.assert_array_equal(png, to_uint8(x)[i, ..., 0])
-    grid = samples.upscale(samples.image_grid(x))
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "grid.png")), grid)
+        np.testing.assert_array_equal(png, u8[i, ..., 0])
+    # 5 tiles of 8x8 in 3 columns and 2 rows, 1-px white gaps (19x28), shown 9x larger (256 px).
+    grid = np.full((19, 28, 3), 255, np.uint8)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        grid[1 + 9 * r : 9 + 9 * r, 1 + 9 * c : 9 + 9 * c] = u8[i]
+    want = grid.repeat(9, axis=0).repeat(9, axis=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "grid.png")), want)
     said = capsys.readouterr().out
     assert "wrote 5 samples (8x8x1) to" in said and str(out / "grid.png") in said
 

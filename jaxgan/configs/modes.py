@@ -27,6 +27,7 @@ from jaxgan.training.config import (
 )
 
 OBJECTIVES = tuple(losses.OBJECTIVES)
+STACKED_OBJECTIVES = ("nsgan", "wgan-gp")  # Stacked MNIST: the collapsing one and the fix
 #: PGGAN's WGAN-GP recipe (its ``configs/pggan.py`` settings), as flat overrides.
 PGGAN_FORM = {"n_critic": 1, "drift": 0.001, "lr_g": 1e-3, "lr_d": 1e-3, "betas": (0.0, 0.99)}
 
@@ -70,5 +71,5 @@ def _bind(fn: Callable[[str], Config], loss: str) -> Callable[[], Config]:
 PRESETS: dict[str, tuple[Callable[[], Config], str]] = {
     **{f"modes-{o}": (_bind(toy, o), f"mode-collapse study, 2-D toys: {o}") for o in OBJECTIVES},
     **{f"stacked-{o}": (_bind(stacked, o), f"mode-collapse study, Stacked MNIST: {o}")
-       for o in ("nsgan", "wgan-gp")},
+       for o in STACKED_OBJECTIVES},
 }  # fmt: skip

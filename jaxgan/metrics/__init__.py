@@ -27,6 +27,8 @@ from typing import Any
 METRICS: tuple[str, ...] = ("swd", "ms_ssim", "modes", "fid", "kid", "pr")
 #: The ones a run computes while training (``--eval_metrics``): no feature network to load.
 IN_TRAINING: tuple[str, ...] = METRICS[:3]
+#: The ones computed on a feature network's embeddings (the digit classifier's or InceptionV3's).
+FEATURE_METRICS: tuple[str, ...] = METRICS[3:]
 
 _EXPORTS = {
     "sliced_wasserstein": "swd",
@@ -52,7 +54,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"swd", "ms_ssim", "modes", "classifier", "fid", "inception"}
 
-__all__ = ["IN_TRAINING", "METRICS", *sorted(_EXPORTS)]
+__all__ = ["FEATURE_METRICS", "IN_TRAINING", "METRICS", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:

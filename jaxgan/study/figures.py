@@ -19,10 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxgan.configs.modes import OBJECTIVES
 from jaxgan.study.runner import SAMPLES_FILE, Study, collect, read_result, result_for
 
-_COLORS = {"gan": "#d62728", "nsgan": "#ff7f0e", "wgan": "#9467bd", "wgan-gp": "#2ca02c",
-           "hinge": "#1f77b4", "lsgan": "#8c564b"}  # fmt: skip
+# One colour per objective, in losses.OBJECTIVES order (gan red, nsgan orange, wgan purple,
+# wgan-gp green, hinge blue, lsgan brown); matplotlib's default for any objective added later.
+_PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#1f77b4", "#8c564b")
+_COLORS = dict(zip(OBJECTIVES, _PALETTE, strict=False))
 
 
 def _plt():
@@ -201,7 +204,7 @@ def weights_figure(study: Study, root: str, path: str, seed: int = 0) -> str | N
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, (objective, workdir) in zip(axes, sorted(runs.items()), strict=True):
         w = critic_weights(workdir)
-        ax.hist(w, bins=80, color=_COLORS[objective], label=f"{objective}: {w.size} weights")
+        ax.hist(w, bins=80, color=_COLORS.get(objective), label=f"{objective}: {w.size} weights")
         ax.set_xlabel("critic weight")
         ax.set_ylabel("count")
         ax.set_yscale("log")
@@ -244,7 +247,7 @@ def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
                 rows = _w_estimates(cell.workdir(root, s))
                 if not rows:
                     continue
-                ax.plot(*zip(*rows, strict=True), color=_COLORS[cell.objective], alpha=0.7, lw=1,
+                ax.plot(*zip(*rows, strict=True), color=_COLORS.get(cell.objective), alpha=0.7, lw=1,
                         label=cell.objective if s == 0 else None)  # fmt: skip
                 drawn += 1
         ax.set_title(d)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxgan.configs.modes import OBJECTIVES
+from jaxgan.configs.modes import OBJECTIVES, STACKED_OBJECTIVES
 from jaxgan.study import records
 from jaxgan.training.config import Config, ConfigError
 
@@ -136,7 +136,7 @@ STUDIES: dict[str, Study] = {
             "Stacked MNIST, 1,000 modes counted with the digit classifier (26,000 samples), "
             "DCGAN width 32 at 20,000 generator steps; WGAN-GP in PGGAN's form (n_critic 1 with "
             "drift, Adam 1e-3), not its paper's n_critic 5",
-            tuple(Cell("stacked_mnist", f"stacked-{o}", 3, _STACKED) for o in ("nsgan", "wgan-gp")),
+            tuple(Cell("stacked_mnist", f"stacked-{o}", 3, _STACKED) for o in STACKED_OBJECTIVES),
             26000,
             curve_steps=(5000, 10000, 20000),
             seed_major=True,

@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from jaxgan import losses
+from jaxgan import losses, optim
 from jaxgan.data.toys import TOY_NAMES
 from jaxgan.errors import ConfigError
 from jaxgan.metrics import IN_TRAINING
@@ -92,7 +92,7 @@ class Loss:
 
 @dataclasses.dataclass(frozen=True)
 class Optim:
-    optimizer: str = _f("adam", "the optimizer", choices=("adam", "rmsprop"), resume=S)
+    optimizer: str = _f("adam", "the optimizer", choices=optim.OPTIMIZERS, resume=S)
     lr_g: float = _f(1e-4, "generator learning rate", check=">0")
     lr_d: float = _f(1e-4, "critic learning rate", check=">0")
     betas: tuple[float, float] = _f((0.0, 0.9), "Adam betas b1,b2", check="[0,1)")
