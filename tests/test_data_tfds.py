@@ -10,10 +10,9 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from jaxgan import data, parallel
-
-tfds = pytest.importorskip("tensorflow_datasets")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -167,8 +166,7 @@ def tiny_tfds(tmp_path_factory):
     res = subprocess.run(
         [sys.executable, "-c", prep, str(root), str(data_dir)], capture_output=True, text=True
     )
-    if res.returncode:
-        pytest.skip(f"could not prepare a tiny tfds dataset here: {res.stderr[-500:]}")
+    assert res.returncode == 0, f"could not prepare a tiny tfds dataset: {res.stderr[-500:]}"
     return str(data_dir)
 
 

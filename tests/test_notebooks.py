@@ -4,11 +4,10 @@ runs in test mode (``JAXGAN_NOTEBOOK_TEST=1``: CPU-sized), the multi-device one 
 import glob
 import os
 
+import jupytext
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))

@@ -139,7 +139,6 @@ def test_a_missing_seed_is_said_in_the_table(tmp_path):
 
 
 def test_figures_are_written(finished):
-    pytest.importorskip("matplotlib")
     from PIL import Image
 
     from jaxgan.study import figures as study_figures
@@ -363,7 +362,6 @@ def test_cli_signal_before_the_report_changes_nothing(cli, tmp_path, capsys):
 
 
 def test_cli_signal_during_the_figures_stops_at_the_next_one(cli, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("matplotlib")
     from jaxgan.study import figures as study_figures
 
     _finished(tmp_path)
@@ -430,7 +428,6 @@ def test_a_run_stopped_at_start_up_returns_none_and_leaves_nothing(tmp_path):
 
 
 def test_cli_damaged_run_files_are_left_out_in_one_warning(cli, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     _finished(tmp_path)
     bad = _finished(tmp_path, seed=1, result='{"modes_captured": 3, "num_')  # a torn write
     torn = _finished(tmp_path, objective="nsgan")
@@ -444,7 +441,6 @@ def test_cli_damaged_run_files_are_left_out_in_one_warning(cli, tmp_path, capsys
 
 
 def test_figures_read_a_metrics_log_a_kill_cut_short_without_warnings(tmp_path):
-    pytest.importorskip("matplotlib")
     from jaxgan.study import figures as study_figures
 
     run = _finished(tmp_path, objective="wgan")

@@ -157,7 +157,6 @@ def test_report_and_figures_from_committed_results_alone(tmp_path):
     assert "| ring8-veegan | gan | 2 | 8.0 ± 0.0 / 8 | 50.0 ± 10.0 |" in table
     assert "| dataset | objective | 6k | 100k |" in table
     assert "| ring8-veegan | gan | 7.0 / 25.0 % | 8.0 / 50.0 % |" in table
-    pytest.importorskip("matplotlib")
     from jaxgan.study import figures as study_figures
 
     paths = study_figures.write_figures(study, root, results_dir=committed)

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxgan import losses, optim
+from jaxgan.data import SPEC_FORMS
 from jaxgan.data.toys import TOY_NAMES
 from jaxgan.errors import ConfigError
 from jaxgan.metrics import IN_TRAINING
@@ -50,7 +51,7 @@ S, FREE = "structural", "free"
 class Data:
     dataset: str = _f(
         "mnist5k",
-        "tfds:NAME[/CONFIG][:SPLIT], folder:PATH, digits, mnist5k, stacked_mnist, or a 2-D toy: "
+        f"{', '.join(f for f in SPEC_FORMS if f not in TOY_NAMES)}, or a 2-D toy: "
         + ", ".join(TOY_NAMES),
         resume=S,
     )
