@@ -124,6 +124,7 @@ def test_mission_command_resolves_to_the_paper_settings():
         ({"n_critic": 0}, "--n_critic"),
         ({"model": "resnet"}, "--model"),
         ({"critic_norm": "batch"}, "--critic_norm"),
+        ({"critic_norm": "layer"}, "--critic_norm=layer is not available for --model=progressive"),
         ({"stage_schedule": ()}, "--stage_schedule"),
         ({"lr_per_res": {64: -1.0}}, "--lr_per_res"),
         ({"eval_metrics": ("fid",)}, "--eval_metrics"),

@@ -5,3 +5,9 @@ the form XLA:CPU runs fastest."""
 
 #: Critic normalisations: BatchNorm only without a gradient penalty (DCGAN), LayerNorm (MLP, DCGAN).
 CRITIC_NORMS: tuple[str, ...] = ("none", "batch", "layer")
+#: The ones each model family's critic takes (the progressive critic has none).
+CRITIC_NORMS_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "mlp": ("none", "layer"),
+    "dcgan": CRITIC_NORMS,
+    "progressive": ("none",),
+}

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.models import CRITIC_NORMS_BY_MODEL
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "lrelu": lambda x: jax.nn.leaky_relu(x, 0.2),
@@ -89,8 +91,10 @@ class MLPCritic(nnx.Module):
         norm: str = "none",
         rngs: nnx.Rngs,
     ):
-        if norm not in ("none", "layer"):
-            raise ValueError(f"MLPCritic norm must be 'none' or 'layer', got {norm!r}.")
+        if norm not in CRITIC_NORMS_BY_MODEL["mlp"]:
+            raise ValueError(
+                f"MLPCritic norm must be one of {CRITIC_NORMS_BY_MODEL['mlp']}, got {norm!r}."
+            )
         self.act = _activation(activation)
         widths = [math.prod(in_shape), *hidden]
         self.layers = nnx.List(

@@ -30,7 +30,7 @@ from jaxgan.data import SPEC_FORMS
 from jaxgan.data.toys import TOY_NAMES
 from jaxgan.errors import ConfigError
 from jaxgan.metrics import IN_TRAINING
-from jaxgan.models import CRITIC_NORMS
+from jaxgan.models import CRITIC_NORMS, CRITIC_NORMS_BY_MODEL
 from jaxgan.training import schedule as sched_lib
 
 __all__ = ["Config", "ConfigError", "FIELDS", "override", "replace", "validate"]
@@ -379,10 +379,9 @@ def validate(c: Config, given: Mapping[str, Any] = types.MappingProxyType({})) -
     _check(not (v["critic_norm"] == "batch" and v["gp_weight"] > 0),
            "--critic_norm=batch cannot be used with a gradient penalty (--gp_weight > 0): BatchNorm "
            "couples the samples the penalty treats one by one; use --critic_norm=layer or none.")  # fmt: skip
-    _check(not (v["critic_norm"] == "batch" and v["model"] != "dcgan"),
-           f"--critic_norm=batch is available for --model=dcgan only, not {v['model']}.")  # fmt: skip
-    _check(not (v["critic_norm"] == "layer" and v["model"] == "progressive"),
-           "--critic_norm=layer is not available for --model=progressive (it has no critic norm).")  # fmt: skip
+    norms = CRITIC_NORMS_BY_MODEL[v["model"]]
+    _check(v["critic_norm"] in norms, f"--critic_norm={v['critic_norm']} is not available for "
+           f"--model={v['model']} (its critic takes: {', '.join(norms)}).")  # fmt: skip
     _check(not (c.is_toy and v["model"] != "mlp"),
            f"--model={v['model']} needs an image dataset; --dataset={v['dataset']} is 2-D points "
            "(use --model=mlp, or a toy preset such as --config=toy-wgan-gp).")  # fmt: skip
