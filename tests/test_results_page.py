@@ -50,3 +50,15 @@ def test_an_unknown_result_file_is_an_error(tmp_path):
     assert proc.returncode == 1
     assert "new_study.json" in proc.stderr
     assert not out.exists()
+
+
+def test_a_goal_met_by_fewer_seeds_than_planned_says_so(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    runs = copy / "stacked-mnist" / "runs" / "stacked_mnist" / "wgan-gp"
+    for extra in (p for p in runs.iterdir() if p.name != "seed0.json"):
+        extra.unlink()
+    proc, out = _generate(tmp_path, copy)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "reverse KL ≤ 0.06): **met** by wgan-gp (1 of 3 seeds so far)." in page
