@@ -28,6 +28,13 @@ _PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#1f77b4", "#8c564b")
 _COLORS = dict(zip(OBJECTIVES, _PALETTE, strict=False))
 
 
+def _thousands(ax) -> None:
+    """Step ticks as 5k, 10k, ... (full numbers run into each other on a narrow panel)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
+
+
 def _plt():
     import matplotlib
 
@@ -252,6 +259,7 @@ def w_estimate_figure(study: Study, root: str, path: str) -> str | None:
                 drawn += 1
         ax.set_title(d)
         ax.set_xlabel("generator step")
+        _thousands(ax)
         ax.set_ylabel("W estimate")
         ax.set_yscale("symlog", linthresh=0.01)
         if ax.get_legend_handles_labels()[0]:  # a panel with no run has nothing to name
@@ -334,6 +342,7 @@ def curve_figure(study: Study, root: str, path: str, results_dir: str | None = N
             ax.axvline(step, color="0.8", lw=0.6, ls=":")
         ax.set_title(d)
         ax.set_xlabel("generator step")
+        _thousands(ax)
         ax.set_ylabel("high quality %" if hq else "modes captured")
         ax.set_ylim(0, 100 if hq else None)
         if ax.get_legend_handles_labels()[0]:
