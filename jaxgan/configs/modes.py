@@ -13,6 +13,7 @@ drift term, Adam 1e-3, betas (0, 0.99)), about a third of the paper form's cost 
 from collections.abc import Callable
 
 from jaxgan import losses
+from jaxgan.configs import pggan
 from jaxgan.configs.toys import TOY_WGAN_GP
 from jaxgan.training.config import (
     Config,
@@ -28,8 +29,9 @@ from jaxgan.training.config import (
 
 OBJECTIVES = tuple(losses.OBJECTIVES)
 STACKED_OBJECTIVES = ("nsgan", "wgan-gp")  # Stacked MNIST: the collapsing one and the fix
-#: PGGAN's WGAN-GP recipe (its ``configs/pggan.py`` settings), as flat overrides.
-PGGAN_FORM = {"n_critic": 1, "drift": 0.001, "lr_g": 1e-3, "lr_d": 1e-3, "betas": (0.0, 0.99)}
+#: PGGAN's WGAN-GP recipe, read from the ``pggan`` preset, as flat overrides.
+PGGAN_FORM = {k: pggan.get_config().flat()[k]
+              for k in ("n_critic", "gp_weight", "drift", "optimizer", "lr_g", "lr_d", "betas")}  # fmt: skip
 
 
 def _objective(loss: str, toy: bool) -> dict:
