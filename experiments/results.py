@@ -351,10 +351,12 @@ def _accumulated_goal(goal: dict[str, Any], cells: list[tuple[dict, list[dict]]]
                          "points of high quality")  # fmt: skip
         if m["reverse_kl"] > goal["reverse_kl_max"]:
             short.append(f"reverse KL {m['reverse_kl'] - goal['reverse_kl_max']:.3f} too high")
-        so_far = f" ({len(runs)} of {c['seeds']} seeds so far)" if len(runs) < c["seeds"] else ""
         if short:
             gaps.append((len(short), c["objective"], short))
         else:
+            so_far = (
+                f" ({len(runs)} of {c['seeds']} seeds so far)" if len(runs) < c["seeds"] else ""
+            )
             met.append(c["objective"] + so_far)
     if met:
         return text + "**met** by " + ", ".join(met) + "."
